@@ -23,18 +23,25 @@ FIELDS = ("context", "question", "ans0", "ans1", "ans2", "label", "answer_info",
 def _unknown_index(info: Any, where: str) -> int:
     """Index of the answer whose answer_info group is ``unknown``."""
     if not isinstance(info, Mapping):
-        raise DataError(f"{where}: expected answer_info to be an object like "
-                        f"{{'ans0': [text, group], ...}}, found {type(info).__name__}; "
-                        "use the original BBQ rows")
+        raise DataError(
+            f"{where}: expected answer_info to be an object like "
+            f"{{'ans0': [text, group], ...}}, found {type(info).__name__}; "
+            "use the original BBQ rows"
+        )
     unknown = []
     for index in range(3):
         entry = info.get(f"ans{index}")
-        if isinstance(entry, list | tuple) and len(entry) >= 2 and \
-                str(entry[1]).strip().lower() == "unknown":
+        if (
+            isinstance(entry, list | tuple)
+            and len(entry) >= 2
+            and str(entry[1]).strip().lower() == "unknown"
+        ):
             unknown.append(index)
     if len(unknown) != 1:
-        raise DataError(f"{where}: expected exactly one answer tagged 'unknown' in answer_info, "
-                        f"found {len(unknown)}; use the original BBQ rows")
+        raise DataError(
+            f"{where}: expected exactly one answer tagged 'unknown' in answer_info, "
+            f"found {len(unknown)}; use the original BBQ rows"
+        )
     return unknown[0]
 
 
@@ -44,8 +51,9 @@ def _item(row: Mapping[str, Any], where: str, index: int) -> BBQItem:
         (f"ans{i}", answer) for i, answer in enumerate(answers)
     ]:
         if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{where}: expected a non-empty text {name}, found {value!r}; fix "
-                            "or drop the row")
+            raise DataError(
+                f"{where}: expected a non-empty text {name}, found {value!r}; fix or drop the row"
+            )
     label = row["label"]
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 2:
         raise DataError(f"{where}: expected label 0, 1 or 2, found {label!r}; fix the row")
@@ -70,13 +78,16 @@ def _read(path: str | Path) -> list[tuple[int, BBQItem]]:
     seen: dict[str, int] = {}
     for number, row in iter_jsonl(file):
         where = f"{file.name} line {number}"
-        require_columns(where, row, FIELDS, "use the BBQ JSON-lines rows with their original "
-                        "fields")
+        require_columns(
+            where, row, FIELDS, "use the BBQ JSON-lines rows with their original fields"
+        )
         item = _item(row, where, len(items))
         if item.id in seen:
-            raise DataError(f"{where}: expected unique (category, example_id), found id "
-                            f"{item.id!r} again (first on line {seen[item.id]}); drop the "
-                            "duplicate row")
+            raise DataError(
+                f"{where}: expected unique (category, example_id), found id "
+                f"{item.id!r} again (first on line {seen[item.id]}); drop the "
+                "duplicate row"
+            )
         seen[item.id] = number
         items.append((number, item))
     return items
@@ -112,17 +123,25 @@ def bbq_demonstrations(path: str | Path) -> list[Demonstration]:
     name = Path(path).name
     for row, (number, item) in enumerate(_read(path)):
         if item.label == item.unknown_index:
-            raise DataError(f"{name} line {number}: expected a disambiguated row whose answer is "
-                            f"a person, found label {item.label} = unknown answer "
-                            f"{item.answers[item.label]!r}; use the disambig split or filter out "
-                            "ambiguous rows")
+            raise DataError(
+                f"{name} line {number}: expected a disambiguated row whose answer is "
+                f"a person, found label {item.label} = unknown answer "
+                f"{item.answers[item.label]!r}; use the disambig split or filter out "
+                "ambiguous rows"
+            )
         (other,) = {0, 1, 2} - {item.label, item.unknown_index}
-        demos.append(Demonstration(
-            id=item.id,
-            prompt=f"{item.context} {item.question}",
-            positive=item.answers[item.label],
-            negative=item.answers[other],
-            metadata={"source": "bbq", "category": item.category, "row": row,
-                      "question_polarity": item.question_polarity},
-        ))
+        demos.append(
+            Demonstration(
+                id=item.id,
+                prompt=f"{item.context} {item.question}",
+                positive=item.answers[item.label],
+                negative=item.answers[other],
+                metadata={
+                    "source": "bbq",
+                    "category": item.category,
+                    "row": row,
+                    "question_polarity": item.question_polarity,
+                },
+            )
+        )
     return check_demonstrations(demos, name)

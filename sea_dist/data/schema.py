@@ -50,7 +50,8 @@ class TruthfulQAItem:
             the same id in the full file and in either fold.
         question: The question text.
         best_answer: The "Best Answer" column.
-        correct_answers: The ';'-separated "Correct Answers", stripped, empty pieces dropped.
+        correct_answers: The ';'-separated "Correct Answers", stripped, empty pieces dropped
+            (``(best_answer,)`` when the cell is empty).
         incorrect_answers: The ';'-separated "Incorrect Answers", same treatment.
         category: The "Category" column (e.g. ``Misconceptions``).
     """
@@ -108,25 +109,35 @@ def check_demonstrations(demos: Iterable[Demonstration], source: str) -> list[De
     for index, demo in enumerate(demos):
         where = f"{source} row {index} (id {demo.id!r})"
         if not demo.id.strip():
-            raise DataError(f"{source} row {index}: expected a non-empty id, found ''; fill the id "
-                            "column or drop the id mapping so row numbers are used")
+            raise DataError(
+                f"{source} row {index}: expected a non-empty id, found ''; fill the id "
+                "column or drop the id mapping so row numbers are used"
+            )
         for name in ("prompt", "positive", "negative"):
             if not getattr(demo, name).strip():
-                raise DataError(f"{where}: expected a non-empty {name}, found "
-                                f"{getattr(demo, name)!r}; fill it in or drop the row")
+                raise DataError(
+                    f"{where}: expected a non-empty {name}, found "
+                    f"{getattr(demo, name)!r}; fill it in or drop the row"
+                )
         size = sum(len(getattr(demo, name).encode("utf-8")) for name in FIELDS)
         if size > MAX_ROW_BYTES:
-            raise DataError(f"{where}: expected at most 1 MB of text per row, found "
-                            f"{size / 1e6:.1f} MB; shorten or drop that row")
+            raise DataError(
+                f"{where}: expected at most 1 MB of text per row, found "
+                f"{size / 1e6:.1f} MB; shorten or drop that row"
+            )
         if demo.id in seen:
-            raise DataError(f"{source}: expected unique ids, found id {demo.id!r} in rows "
-                            f"{seen[demo.id]} and {index}; make the ids unique or drop the "
-                            "id column mapping to use row numbers")
+            raise DataError(
+                f"{source}: expected unique ids, found id {demo.id!r} in rows "
+                f"{seen[demo.id]} and {index}; make the ids unique or drop the "
+                "id column mapping to use row numbers"
+            )
         seen[demo.id] = index
         out.append(demo)
     if not out:
-        raise DataError(f"{source}: expected at least one demonstration, found none; "
-                        "check the file and data.limit")
+        raise DataError(
+            f"{source}: expected at least one demonstration, found none; "
+            "check the file and data.limit"
+        )
     return out
 
 
@@ -142,5 +153,7 @@ def require_columns(where: str, found: Iterable[str], needed: Iterable[str], fix
     present = list(found)
     missing = [name for name in needed if name not in present]
     if missing:
-        raise DataError(f"{where}: expected columns {', '.join(map(repr, missing))}, found "
-                        f"columns {', '.join(map(repr, present)) or 'none'}; {fix}")
+        raise DataError(
+            f"{where}: expected columns {', '.join(map(repr, missing))}, found "
+            f"columns {', '.join(map(repr, present)) or 'none'}; {fix}"
+        )

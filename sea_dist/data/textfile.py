@@ -31,14 +31,20 @@ def require_file(path: str | Path, what: str) -> Path:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{what}: expected a file, found nothing at {str(path)!r}; check "
-                        "data.path or set SEA_DIST_DATA_DIR to the benchmark data folder")
+        raise DataError(
+            f"{what}: expected a file, found nothing at {str(path)!r}; check "
+            "data.path or set SEA_DIST_DATA_DIR to the benchmark data folder"
+        )
     if not path.is_file():
-        raise DataError(f"{what}: expected a file, found a directory at {str(path)!r}; "
-                        "point data.path at the file itself")
+        raise DataError(
+            f"{what}: expected a file, found a directory at {str(path)!r}; "
+            "point data.path at the file itself"
+        )
     if path.stat().st_size == 0:
-        raise DataError(f"{what}: expected rows, found an empty file at {str(path)!r}; "
-                        "regenerate or replace the file")
+        raise DataError(
+            f"{what}: expected rows, found an empty file at {str(path)!r}; "
+            "regenerate or replace the file"
+        )
     return path
 
 
@@ -49,9 +55,11 @@ def _decode(raw: bytes, path: Path, line: int, offset: int) -> str:
     except UnicodeDecodeError as error:
         bad_line = line or raw[: error.start].count(b"\n") + 1
         position = offset + error.start
-        raise DataError(f"{path.name}: expected UTF-8 text, found byte "
-                        f"0x{raw[error.start]:02x} at line {bad_line} (byte offset {position}); "
-                        "re-save the file as UTF-8") from None
+        raise DataError(
+            f"{path.name}: expected UTF-8 text, found byte "
+            f"0x{raw[error.start]:02x} at line {bad_line} (byte offset {position}); "
+            "re-save the file as UTF-8"
+        ) from None
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -73,8 +81,10 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 return
             number += 1
             if len(raw) > MAX_ROW_BYTES:
-                raise DataError(f"{path.name} line {number}: expected at most 1 MB per row, "
-                                f"found a longer line; shorten or drop that row")
+                raise DataError(
+                    f"{path.name} line {number}: expected at most 1 MB per row, "
+                    f"found a longer line; shorten or drop that row"
+                )
             text = _decode(raw, path, number, offset)
             offset += len(raw)
             if number == 1 and text.startswith(BOM):
@@ -102,17 +112,23 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path.name} line {number}: expected one JSON object per line, "
-                            f"found invalid JSON ({error.msg} at column {error.colno}); "
-                            "fix that line") from None
+            raise DataError(
+                f"{path.name} line {number}: expected one JSON object per line, "
+                f"found invalid JSON ({error.msg} at column {error.colno}); "
+                "fix that line"
+            ) from None
         if not isinstance(value, dict):
-            raise DataError(f"{path.name} line {number}: expected a JSON object, found "
-                            f"{type(value).__name__}; write one object per line")
+            raise DataError(
+                f"{path.name} line {number}: expected a JSON object, found "
+                f"{type(value).__name__}; write one object per line"
+            )
         found = True
         yield number, value
     if not found:
-        raise DataError(f"{path.name}: expected at least one JSON object, found only blank "
-                        "lines; regenerate or replace the file")
+        raise DataError(
+            f"{path.name}: expected at least one JSON object, found only blank "
+            "lines; regenerate or replace the file"
+        )
 
 
 def read_json(path: Path) -> Any:
@@ -124,8 +140,10 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise DataError(f"{path.name} line {error.lineno}: expected valid JSON, found "
-                        f"{error.msg} at column {error.colno}; fix the file") from None
+        raise DataError(
+            f"{path.name} line {error.lineno}: expected valid JSON, found "
+            f"{error.msg} at column {error.colno}; fix the file"
+        ) from None
 
 
 def read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -171,15 +189,19 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 consumed[0] = 0
                 continue
             if consumed[0] > MAX_ROW_BYTES:
-                raise DataError(f"{path.name} line {start}: expected at most 1 MB per row, "
-                                f"found {consumed[0] / 1e6:.1f} MB; shorten or drop that row "
-                                "(or look for an unclosed quote)")
+                raise DataError(
+                    f"{path.name} line {start}: expected at most 1 MB per row, "
+                    f"found {consumed[0] / 1e6:.1f} MB; shorten or drop that row "
+                    "(or look for an unclosed quote)"
+                )
             if header is None:
                 header = [cell.strip() for cell in cells]
             elif len(cells) != len(header):
-                raise DataError(f"{path.name} line {start}: expected {len(header)} cells "
-                                f"like the header, found {len(cells)}; check the quoting "
-                                "of that row")
+                raise DataError(
+                    f"{path.name} line {start}: expected {len(header)} cells "
+                    f"like the header, found {len(cells)}; check the quoting "
+                    "of that row"
+                )
             else:
                 rows += 1
                 yield start, dict(zip(header, cells))
@@ -189,11 +211,16 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         message = str(error)
         if "field larger than field limit" in message:
             message = "a field over 1 MB (shorten it, or look for an unclosed quote)"
-        raise DataError(f"{path.name} line {start}: expected well-formed CSV, found "
-                        f"{message}; fix that row") from None
+        raise DataError(
+            f"{path.name} line {start}: expected well-formed CSV, found {message}; fix that row"
+        ) from None
     if header is None:
-        raise DataError(f"{path.name}: expected a CSV header and rows, found only blank lines; "
-                        "regenerate or replace the file")
+        raise DataError(
+            f"{path.name}: expected a CSV header and rows, found only blank lines; "
+            "regenerate or replace the file"
+        )
     if rows == 0:
-        raise DataError(f"{path.name}: expected rows after the CSV header, found none; "
-                        "add rows or point data.path at another file")
+        raise DataError(
+            f"{path.name}: expected rows after the CSV header, found none; "
+            "add rows or point data.path at another file"
+        )

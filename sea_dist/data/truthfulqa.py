@@ -12,7 +12,12 @@ import hashlib
 import unicodedata
 from pathlib import Path
 
-from sea_dist.data.schema import Demonstration, TruthfulQAItem, check_demonstrations, require_columns
+from sea_dist.data.schema import (
+    Demonstration,
+    TruthfulQAItem,
+    check_demonstrations,
+    require_columns,
+)
 from sea_dist.data.textfile import read_csv, require_file
 from sea_dist.errors import DataError
 
@@ -47,31 +52,43 @@ def load_truthfulqa_items(path: str | Path) -> list[TruthfulQAItem]:
     seen: dict[str, int] = {}
     for number, row in read_csv(file):
         if not items:
-            require_columns(f"{file.name} header", row, COLUMNS,
-                            "use the TruthfulQA CSV (or a fold of it) with its original header")
+            require_columns(
+                f"{file.name} header",
+                row,
+                COLUMNS,
+                "use the TruthfulQA CSV (or a fold of it) with its original header",
+            )
         where = f"{file.name} line {number}"
         question = row["Question"].strip()
         best = row["Best Answer"].strip()
         correct = _split(row["Correct Answers"])
         incorrect = _split(row["Incorrect Answers"])
-        for name, value in (("Question", question), ("Best Answer", best),
-                            ("Incorrect Answers", incorrect)):
+        for name, value in (
+            ("Question", question),
+            ("Best Answer", best),
+            ("Incorrect Answers", incorrect),
+        ):
             if not value:
-                raise DataError(f"{where}: expected a non-empty {name!r}, found ''; fill it in "
-                                "or drop the row")
+                raise DataError(
+                    f"{where}: expected a non-empty {name!r}, found ''; fill it in or drop the row"
+                )
         item_id = truthfulqa_id(question)
         if item_id in seen:
-            raise DataError(f"{where}: expected each question once, found {question!r} again "
-                            f"(first on line {seen[item_id]}); drop the duplicate row")
+            raise DataError(
+                f"{where}: expected each question once, found {question!r} again "
+                f"(first on line {seen[item_id]}); drop the duplicate row"
+            )
         seen[item_id] = number
-        items.append(TruthfulQAItem(
-            id=item_id,
-            question=question,
-            best_answer=best,
-            correct_answers=correct or (best,),
-            incorrect_answers=incorrect,
-            category=row["Category"].strip(),
-        ))
+        items.append(
+            TruthfulQAItem(
+                id=item_id,
+                question=question,
+                best_answer=best,
+                correct_answers=correct or (best,),
+                incorrect_answers=incorrect,
+                category=row["Category"].strip(),
+            )
+        )
     return items
 
 
@@ -92,8 +109,10 @@ def truthfulqa_demonstrations(
         DataError: as :func:`load_truthfulqa_items`, or an unknown ``positive``/``negative``.
     """
     if positive not in ("best", "first") or negative not in ("first", "last"):
-        raise DataError(f"truthfulqa: expected positive in best/first and negative in first/last, "
-                        f"found {positive!r}/{negative!r}; fix data.positive/data.negative")
+        raise DataError(
+            f"truthfulqa: expected positive in best/first and negative in first/last, "
+            f"found {positive!r}/{negative!r}; fix data.positive/data.negative"
+        )
     items = load_truthfulqa_items(path)
     demos = (
         Demonstration(

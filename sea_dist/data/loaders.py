@@ -1,0 +1,104 @@
+"""Load the demonstrations a :class:`~sea_dist.config.DataConfig` names.
+
+Dispatches on ``config.source``, resolves default benchmark paths under the data folder, and
+applies ``config.limit`` (the first N rows, in file order).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sea_dist.data.bbq import bbq_demonstrations
+from sea_dist.data.builtin import load_builtin_demonstrations
+from sea_dist.data.generic import load_table
+from sea_dist.data.halueval import halueval_demonstrations
+from sea_dist.data.schema import Demonstration
+from sea_dist.data.truthfulqa import truthfulqa_demonstrations
+from sea_dist.errors import DataError
+
+if TYPE_CHECKING:  # config imports yaml; data needs only the attributes
+    from sea_dist.config import DataConfig
+
+DATA_DIR_ENV = "SEA_DIST_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FILES = {
+    "truthfulqa": Path("truthfulqa") / "TruthfulQA.csv",
+    "bbq": Path("bbq") / "bbq-validation-disambig.jsonl",
+}
+"""Default file of each benchmark source, relative to the data folder."""
+
+
+def default_data_dir() -> Path | None:
+    """The benchmark data folder.
+
+    Returns:
+        ``$SEA_DIST_DATA_DIR`` when set (even if it does not exist, so errors name it); else
+        ``../shared/data`` relative to the working directory or to the repository root, the
+        first that exists; else None.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    for base in (Path.cwd(), REPO_ROOT):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def default_path(source: str) -> Path:
+    """Default file for ``truthfulqa`` or ``bbq`` under :func:`default_data_dir`.
+
+    Raises:
+        DataError: no data folder is found, or the source has no default file.
+    """
+    if source not in DEFAULT_FILES:
+        raise DataError(
+            f"data.path: expected a file path for source {source!r}, found None; set data.path"
+        )
+    data_dir = default_data_dir()
+    if data_dir is None:
+        raise DataError(
+            f"{source}: expected a benchmark data folder, found none "
+            f"(${DATA_DIR_ENV} unset and no ../shared/data); set {DATA_DIR_ENV} "
+            "or data.path"
+        )
+    return data_dir / DEFAULT_FILES[source]
+
+
+def load_demonstrations(config: DataConfig) -> list[Demonstration]:
+    """Load, validate and limit the demonstrations described by ``config``.
+
+    Args:
+        config: ``source`` picks the loader; ``path`` the file (``builtin`` ignores it);
+            ``positive``/``negative`` the TruthfulQA answers; ``columns`` the generic mapping;
+            ``limit`` keeps the first N rows.
+
+    Returns:
+        Demonstrations in file order with unique ids.
+
+    Raises:
+        DataError: any problem with the file or its rows (see the loaders).
+    """
+    source = config.source
+    demos: list[Demonstration]
+    if source == "builtin":
+        demos = load_builtin_demonstrations()
+    else:
+        path = Path(config.path).expanduser() if config.path else default_path(source)
+        if source == "truthfulqa":
+            demos = truthfulqa_demonstrations(path, config.positive, config.negative)
+        elif source == "bbq":
+            demos = bbq_demonstrations(path)
+        elif source == "halueval":
+            demos = halueval_demonstrations(path)
+        elif source in ("jsonl", "csv", "parquet"):
+            demos = load_table(path, source, config.columns)
+        else:
+            raise DataError(
+                f"data.source: expected builtin, truthfulqa, bbq, halueval, jsonl, "
+                f"csv or parquet, found {source!r}; fix data.source"
+            )
+    return demos[: config.limit] if config.limit is not None else demos
