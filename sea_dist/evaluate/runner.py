@@ -1,0 +1,172 @@
+"""Before/after evaluation of one set of projections on the tasks of an :class:`EvaluateConfig`.
+
+The same questions are scored by the unedited model and by the model under
+:func:`sea_dist.edit.apply_edit`; the model is loaded once. Tasks:
+
+- ``truthfulqa``: MC1 / MC2 on TruthfulQA (``<data_dir>/truthfulqa/TruthfulQA.csv``);
+- ``bbq``: answer accuracy on the BBQ validation rows;
+- ``builtin``: two-choice accuracy (true vs false answer) on the built-in factual questions, a
+  capability check; when the projections were fitted on those same questions it is in-sample,
+  and the notes say so.
+
+Perplexity on the shipped held-out text is always reported, so damage to the model shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sea_dist.config import SeaConfig
+from sea_dist.evaluate.report import MetricRow
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[Any], list[tuple[str, float]]]
+
+
+def subset(items: Sequence[Any], limit: int | None, seed: int = 0) -> list[Any]:
+    """A deterministic random subset of ``limit`` items (all, in order, when ``limit`` is None).
+
+    The benchmark files are sorted by type and category, so the first rows are not representative.
+    """
+    if limit is None or limit >= len(items):
+        return list(items)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+    return [items[i] for i in chosen]
+
+
+def _data_dir(config: SeaConfig) -> Path | None:
+    from sea_dist.data import default_data_dir
+
+    if config.evaluate.data_dir:
+        return Path(config.evaluate.data_dir)
+    return default_data_dir()
+
+
+def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, Scorer]:
+    """Prepare each task's items once; each scorer maps a model to ``[(metric, value)]``."""
+    from sea_dist.data import (
+        load_bbq_items,
+        load_builtin_demonstrations,
+        load_heldout_text,
+        load_truthfulqa_items,
+        make_template,
+    )
+    from sea_dist.evaluate.bbq import score_bbq
+    from sea_dist.evaluate.loglik import score_completions
+    from sea_dist.evaluate.perplexity import perplexity
+    from sea_dist.evaluate.truthfulqa import score_truthfulqa
+
+    template = make_template(config.data, tokenizer)
+    batch = config.evaluate.batch_size
+    limit = config.evaluate.limit
+    data_dir = _data_dir(config)
+    scorers: dict[str, Scorer] = {}
+    for task in config.evaluate.tasks:
+        if task == "truthfulqa":
+            path = data_dir / "truthfulqa" / "TruthfulQA.csv" if data_dir else None
+            if path is None or not path.is_file():
+                notes.append("truthfulqa skipped: no TruthfulQA.csv (set evaluate.data_dir)")
+                continue
+            tqa = subset(load_truthfulqa_items(path), limit)
+
+            def truthfulqa(model: Any, items: list[Any] = tqa) -> list[tuple[str, float]]:
+                scores = score_truthfulqa(model, tokenizer, items, template, batch)
+                return [("MC1", scores.mc1_mean), ("MC2", scores.mc2_mean)]
+
+            scorers[f"truthfulqa (n={len(tqa)})"] = truthfulqa
+        elif task == "bbq":
+            path = data_dir / "bbq" / "bbq-validation-disambig.jsonl" if data_dir else None
+            if path is None or not path.is_file():
+                notes.append(
+                    "bbq skipped: no bbq-validation-disambig.jsonl (set evaluate.data_dir)"
+                )
+                continue
+            bbq_items = subset(load_bbq_items(path), limit)
+
+            def bbq(model: Any, items: list[Any] = bbq_items) -> list[tuple[str, float]]:
+                scores = score_bbq(model, tokenizer, items, template, batch)
+                return [("accuracy", scores.accuracy)]
+
+            scorers[f"bbq (n={len(bbq_items)})"] = bbq
+        elif task == "builtin":
+            demos = subset(load_builtin_demonstrations(), limit)
+            if config.data.source == "builtin":
+                notes.append("builtin accuracy is in-sample: the projections were fitted on it")
+            pairs = [
+                (template.render(d.prompt), template.completion(answer))
+                for d in demos
+                for answer in (d.positive, d.negative)
+            ]
+
+            def builtin(
+                model: Any, pairs: list[tuple[str, str]] = pairs
+            ) -> list[tuple[str, float]]:
+                logprob = score_completions(model, tokenizer, pairs, batch).logprob
+                true, false = logprob[0::2], logprob[1::2]
+                return [("accuracy", float(np.mean(true > false)))]
+
+            scorers[f"builtin (n={len(demos)})"] = builtin
+    texts = load_heldout_text()
+
+    def heldout(model: Any) -> list[tuple[str, float]]:
+        return [("perplexity", perplexity(model, tokenizer, texts, batch).perplexity)]
+
+    scorers[f"heldout text (n={len(texts)})"] = heldout
+    return scorers
+
+
+def evaluate_before_after(
+    config: SeaConfig,
+    edit_source: str,
+    *,
+    registry: str | None = None,
+    loaded: Any = None,
+    progress: bool = True,
+) -> tuple[list[MetricRow], list[str]]:
+    """Score the unedited and the edited model on the configured tasks.
+
+    Args:
+        config: run config (model, data template, evaluate section).
+        edit_source: fit folder, artifact folder or registry reference of the projections.
+        registry: registry URL for a reference like ``name@latest``.
+        loaded: an already loaded :class:`~sea_dist.models.LoadedModel` (else loaded here).
+        progress: show a progress bar over (task, variant) pairs.
+
+    Returns:
+        Metric rows (same order as the tasks) and notes for the report.
+    """
+    from tqdm.auto import tqdm
+
+    from sea_dist.edit import apply_edit, load_edit
+    from sea_dist.models import load_model
+
+    loaded = loaded or load_model(config.model)
+    edit = load_edit(edit_source, registry=registry)
+    notes: list[str] = []
+    scorers = _scorers(config, loaded.tokenizer, notes)
+    before: dict[str, list[tuple[str, float]]] = {}
+    after: dict[str, list[tuple[str, float]]] = {}
+    bar = tqdm(total=2 * len(scorers), desc="evaluate", unit="task", disable=not progress)
+    for name, scorer in scorers.items():
+        bar.set_postfix_str(f"{name}, unedited")
+        before[name] = scorer(loaded.model)
+        bar.update()
+        bar.set_postfix_str(f"{name}, edited")
+        with apply_edit(loaded, edit, layers=config.evaluate.layers):
+            after[name] = scorer(loaded.model)
+        bar.update()
+    bar.close()
+    rows = []
+    for name in scorers:
+        task, _, count = name.partition(" (n=")
+        for (metric, value_before), (_, value_after) in zip(before[name], after[name]):
+            rows.append(MetricRow(task, metric, value_before, value_after, int(count[:-1])))
+    for row in rows:
+        log.info("%s %s: %.4f -> %.4f", row.task, row.metric, row.before, row.after)
+    return rows, notes
