@@ -30,8 +30,10 @@ LayerSpec = str | tuple[int, ...]
 def _check_layers(name: str, value: LayerSpec) -> list[str]:
     if isinstance(value, str):
         if not LAYER_SPEC_RE.match(value):
-            return [f"{name}: expected 'all', 'last-L', 'first-L' or a list of layer indices, "
-                    f"found {value!r}"]
+            return [
+                f"{name}: expected 'all', 'last-L', 'first-L' or a list of layer indices, "
+                f"found {value!r}"
+            ]
         return []
     if not value:
         return [f"{name}: expected a non-empty list of layer indices, found []"]
@@ -242,7 +244,7 @@ class PublishConfig(_Checked):
     def _problems(self) -> list[str]:
         problems = []
         for label, value in [("name", self.name)] + [("aliases", a) for a in self.aliases]:
-            if not NAME_RE.match(value) or value == "latest" and label == "aliases":
+            if not NAME_RE.fullmatch(value) or value == "latest" and label == "aliases":
                 problems.append(
                     f"{label}: expected lowercase letters, digits, '.', '_' or '-' "
                     f"(not 'latest' for an alias), found {value!r}"
@@ -431,7 +433,9 @@ def load_config(path: str | Path) -> SeaConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"config: expected valid YAML in {str(path)!r}, found {first_line}") from None
+        raise ConfigError(
+            f"config: expected valid YAML in {str(path)!r}, found {first_line}"
+        ) from None
     return config_from_dict(data, SeaConfig)
 
 

@@ -84,11 +84,7 @@ def registry_latest(registry: str, name: str) -> Published | None:
         manifest = reader.manifest(f"{name}@latest")
     except NotFoundError:
         return None
-    fingerprint = getattr(manifest, "input_fingerprint", None)
-    if fingerprint is None:
-        data = manifest.to_dict()
-        fingerprint = data.get("input_fingerprint") or manifest.config.get("input_fingerprint")
-    return Published(ref=manifest.ref, input_fingerprint=fingerprint)
+    return Published(ref=manifest.ref, input_fingerprint=manifest.input_fingerprint)
 
 
 def _aware(when: dt.datetime) -> dt.datetime:

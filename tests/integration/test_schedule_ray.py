@@ -203,7 +203,7 @@ def test_simulated_day_run_unchanged_running(
     fingerprint = compute_input_fingerprint(load_config(job_config))
     fit = write_synthetic_fit(tmp_path / "fit")
     Registry(str(tmp_path / "registry")).publish(
-        fit, "refit-day", config={"input_fingerprint": fingerprint}
+        fit, "refit-day", input_fingerprint=fingerprint
     )
 
     clock.at(12, 0, 5)

@@ -81,8 +81,9 @@ def make(
 def publish(job_config: Path, fingerprint: str | None) -> None:
     config = load_config(job_config)
     fit = write_synthetic_fit(Path(config.publish.registry).parent / "fit")
-    extra = {"input_fingerprint": fingerprint} if fingerprint else {}
-    Registry(config.publish.registry).publish(fit, config.publish.name, config=extra)
+    Registry(config.publish.registry).publish(
+        fit, config.publish.name, input_fingerprint=fingerprint
+    )
 
 
 def test_first_tick_starts_now_without_backfill(tmp_path: Path, job_config: Path) -> None:

@@ -1,0 +1,103 @@
+"""Aliases: movable names for versions (``production``, ``staging``...), with a kept history.
+
+Layout below ``<root>/<name>/aliases/``:
+
+- ``current/<alias>.json``: ``{"alias", "version", "previous", "moved_at", "id"}``; replaced
+  atomically (temp file + ``os.replace`` locally, one PUT on object stores), so a reader sees the
+  old target or the new one.
+- ``history/<alias>/<UTC timestamp>-<id>.json``: one new object per move, never rewritten, so
+  two concurrent movers cannot lose each other's history entry (the current pointer is
+  last-writer-wins).
+
+``latest`` is implicit (the highest complete version) and cannot be set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sea_dist.artifacts.refs import check_alias
+from sea_dist.artifacts.storage import Storage
+from sea_dist.errors import RegistryError, expected_found
+
+
+def read_aliases(storage: Storage, name: str) -> dict[str, int]:
+    """All user aliases of ``name`` and the version each points to."""
+    files = [f for f in storage.list_dir(name, "aliases", "current") if f.endswith(".json")]
+    contents = storage.read_many([(name, "aliases", "current", f) for f in files])
+    result = {}
+    for parts, raw in contents.items():
+        if raw is None:
+            continue
+        try:
+            record = json.loads(raw)
+            result[parts[-1].removesuffix(".json")] = int(record["version"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a half-written foreign file is not an alias
+    return dict(sorted(result.items()))
+
+
+def read_alias(storage: Storage, name: str, alias: str) -> int | None:
+    """Version ``alias`` points to, or None when the alias does not exist."""
+    check_alias(alias)
+    try:
+        raw = storage.read_bytes(name, "aliases", "current", f"{alias}.json")
+    except FileNotFoundError:
+        return None
+    try:
+        return int(json.loads(raw)["version"])
+    except (ValueError, KeyError, TypeError):
+        raise RegistryError(
+            expected_found(
+                f"alias {name}@{alias}",
+                "a JSON pointer to a version",
+                raw[:80],
+                "move the alias again",
+            )
+        ) from None
+
+
+def move_alias(storage: Storage, name: str, alias: str, version: int) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` (which the caller has checked exists); record the move.
+
+    Returns:
+        The history record written.
+    """
+    check_alias(alias)
+    now = dt.datetime.now(dt.UTC)
+    record: dict[str, Any] = {
+        "name": name,
+        "alias": alias,
+        "version": version,
+        "previous": read_alias(storage, name, alias),
+        "moved_at": now.isoformat(timespec="microseconds"),
+        "id": uuid.uuid4().hex,
+    }
+    raw = (json.dumps(record, indent=2) + "\n").encode("utf-8")
+    # History first: a crash between the two writes leaves a history entry for a move that
+    # did not happen rather than a move without history.
+    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    storage.create_exclusive(raw, name, "aliases", "history", alias, f"{stamp}-{record['id']}.json")
+    storage.write_bytes(raw, name, "aliases", "current", f"{alias}.json")
+    return record
+
+
+def alias_history(storage: Storage, name: str, alias: str) -> list[dict[str, Any]]:
+    """Every recorded move of ``alias``, oldest first."""
+    check_alias(alias)
+    files = sorted(
+        f for f in storage.list_dir(name, "aliases", "history", alias) if f.endswith(".json")
+    )
+    contents = storage.read_many([(name, "aliases", "history", alias, f) for f in files])
+    history = []
+    for parts in sorted(contents):
+        raw = contents[parts]
+        if raw is not None:
+            try:
+                history.append(json.loads(raw))
+            except ValueError:
+                continue
+    return history

@@ -1,0 +1,222 @@
+"""Read a fit-output folder (``fit.json`` + ``projections.safetensors``); check it can be published.
+
+The format is documented in docs/formats.md section 2. Everything is validated before anything is
+written to a registry: the JSON fields, the safetensors layout (no pickle), and that every tensor
+has the shape ``fit.json`` promises (U+ is (d, k_pos), U- is (d, k_neg), S has m >= k entries,
+mean is (d,) exactly when the fit was centred).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec.core
+
+from sea_dist.artifacts.manifest import (
+    PROJECTIONS_FILE,
+    LayerSummary,
+    Manifest,
+    code_version,
+    fingerprint,
+    utc_now,
+)
+from sea_dist.artifacts.tensors import TensorInfo, check_tensor_names, parse_header, sha256_hex
+from sea_dist.errors import ArtifactError, expected_found
+
+FIT_SCHEMA_VERSION = 1
+FIT_FILE = "fit.json"
+
+
+@dataclass(frozen=True)
+class FitOutput:
+    """A validated fit-output folder held in memory."""
+
+    url: str
+    fit: dict[str, Any]
+    """The parsed ``fit.json``."""
+    projections: bytes
+    """The raw ``projections.safetensors`` bytes (published unchanged)."""
+    tensors: dict[str, TensorInfo]
+
+
+def _fail(what: str, expected: str, found: object, fix: str = "") -> ArtifactError:
+    return ArtifactError(expected_found(what, expected, found, fix))
+
+
+def read_fit_output(url: str) -> FitOutput:
+    """Read and validate the fit output at ``url`` (local folder or fsspec URL).
+
+    Raises:
+        ArtifactError: a file is missing, ``fit.json`` is malformed or of an unknown schema, or the
+            tensors do not match it.
+    """
+    fs, root = fsspec.core.url_to_fs(str(url))
+    root = str(root).rstrip("/")
+    what = f"fit output {url}"
+    try:
+        raw_fit = fs.cat_file(f"{root}/{FIT_FILE}")
+        projections = bytes(fs.cat_file(f"{root}/{PROJECTIONS_FILE}"))
+    except FileNotFoundError as error:
+        raise _fail(
+            what,
+            f"a folder with {FIT_FILE} and {PROJECTIONS_FILE}",
+            f"no {error.filename or 'file'}",
+            "run 'sea-dist fit' first",
+        ) from None
+    except (IsADirectoryError, NotADirectoryError):
+        raise _fail(what, "a folder", url) from None
+    try:
+        fit = json.loads(raw_fit)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(f"{what}: {FIT_FILE}", "valid JSON", str(error)) from None
+    if not isinstance(fit, dict):
+        raise _fail(f"{what}: {FIT_FILE}", "a JSON object", type(fit).__name__)
+    if fit.get("schema_version") != FIT_SCHEMA_VERSION:
+        raise _fail(
+            f"{what}: {FIT_FILE} schema_version",
+            str(FIT_SCHEMA_VERSION),
+            fit.get("schema_version"),
+            "publish with the sea-dist version that fitted it",
+        )
+    tensors = parse_header(projections, f"{what}: {PROJECTIONS_FILE}")
+    check_tensor_names(tensors, f"{what}: {PROJECTIONS_FILE}")
+    _check_fit(fit, tensors, what)
+    return FitOutput(url=str(url), fit=fit, projections=projections, tensors=tensors)
+
+
+def _check_fit(fit: dict[str, Any], tensors: dict[str, TensorInfo], what: str) -> None:
+    store = fit.get("store")
+    if not isinstance(store, dict) or not isinstance(store.get("attrs"), dict):
+        raise _fail(f"{what}: store", "an object with 'attrs'", store)
+    attrs = store["attrs"]
+    for key, kind in (
+        ("model_id", str),
+        ("architecture", str),
+        ("d_model", int),
+        ("n_model_layers", int),
+        ("site", str),
+        ("demonstrations_fingerprint", str),
+    ):
+        if not isinstance(attrs.get(key), kind):
+            raise _fail(f"{what}: store.attrs.{key}", kind.__name__, attrs.get(key))
+    layers = fit.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise _fail(f"{what}: layers", "a non-empty list of per-layer results", layers)
+    d = attrs["d_model"]
+    centred = bool(fit.get("centred", False))
+    seen: set[int] = set()
+    for entry in layers:
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), int) for k in ("layer", "k_pos", "k_neg")
+        ):
+            raise _fail(f"{what}: layers entry", "layer, k_pos and k_neg integers", entry)
+        layer, k_pos, k_neg = entry["layer"], entry["k_pos"], entry["k_neg"]
+        if layer in seen or not 0 <= layer < attrs["n_model_layers"]:
+            raise _fail(
+                f"{what}: layer", f"distinct indices in [0, {attrs['n_model_layers']})", layer
+            )
+        seen.add(layer)
+        expected: dict[str, tuple[int, ...]] = {
+            f"layers.{layer}.U_pos": (d, k_pos),
+            f"layers.{layer}.U_neg": (d, k_neg),
+        }
+        if centred:
+            expected[f"layers.{layer}.mean"] = (d,)
+        for name, shape in expected.items():
+            info = tensors.get(name)
+            if info is None or info.shape != shape:
+                raise _fail(
+                    f"{what}: tensor {name}",
+                    f"shape {shape}",
+                    info.shape if info else "no such tensor",
+                )
+        for side, k in (("S_pos", k_pos), ("S_neg", k_neg)):
+            info = tensors.get(f"layers.{layer}.{side}")
+            if info is None or len(info.shape) != 1 or info.shape[0] < k:
+                raise _fail(
+                    f"{what}: tensor layers.{layer}.{side}",
+                    f"shape (m,) with m >= {k}",
+                    info.shape if info else "no such tensor",
+                )
+    extra = {n.split(".")[1] for n in tensors} - {str(s) for s in seen}
+    if extra:
+        raise _fail(
+            f"{what}: tensors", f"only the layers listed in {FIT_FILE}", sorted(extra, key=int)
+        )
+
+
+def build_manifest(
+    fit_output: FitOutput,
+    name: str,
+    config: dict[str, Any] | None = None,
+    created_at: str | None = None,
+    input_fingerprint: str | None = None,
+) -> Manifest:
+    """The manifest of a staged artifact (``version`` None) for a validated fit output.
+
+    Args:
+        fit_output: from :func:`read_fit_output`.
+        name: registry name.
+        config: the full resolved run config, if known; merged over the fit settings.
+        created_at: override the publication time (tests, reproducible builds).
+        input_fingerprint: fingerprint of the run's inputs (see the scheduler).
+    """
+    fit = fit_output.fit
+    attrs = fit["store"]["attrs"]
+    fit_config = fit.get("config") or {}
+    feature_map = fit.get("feature_map") or {"name": "linear", "scale": 1.0}
+    svd_path = fit.get("svd_path") or {}
+    per_layer = tuple(
+        LayerSummary(
+            layer=e["layer"],
+            k_pos=e["k_pos"],
+            k_neg=e["k_neg"],
+            energy_pos=float(e.get("energy_pos", float("nan"))),
+            energy_neg=float(e.get("energy_neg", float("nan"))),
+            total_energy_pos=e.get("total_energy_pos"),
+            total_energy_neg=e.get("total_energy_neg"),
+            signature=e.get("signature"),
+            svd_path=svd_path.get(str(e["layer"])),
+        )
+        for e in fit["layers"]
+    )
+    resolved = dict(config) if config else {}
+    if fit_config or "fit" not in resolved:
+        resolved["fit"] = fit_config  # what the fit actually used wins over a YAML file
+    fixed_k = fit_config.get("fixed_k")
+    return Manifest(
+        name=name,
+        version=None,
+        sha256=sha256_hex(fit_output.projections),
+        size_bytes=len(fit_output.projections),
+        model_id=attrs["model_id"],
+        model_revision=attrs.get("model_revision"),
+        architecture=attrs["architecture"],
+        d_model=attrs["d_model"],
+        n_model_layers=attrs["n_model_layers"],
+        site=attrs["site"],
+        site_template=attrs.get("site_template"),
+        layers=tuple(s.layer for s in per_layer),
+        combine=str(fit.get("combine", fit_config.get("combine", "l2"))),
+        centred=bool(fit.get("centred", False)),
+        feature_map=dict(feature_map),
+        positive_energy=None if fixed_k else fit_config.get("positive_energy"),
+        negative_energy=None if fixed_k else fit_config.get("negative_energy"),
+        per_layer=per_layer,
+        store_fingerprint=fingerprint(attrs),
+        demonstrations_fingerprint=attrs["demonstrations_fingerprint"],
+        code_version=code_version(),
+        created_at=created_at or utc_now(),
+        input_fingerprint=input_fingerprint,
+        tokenizer_fingerprint=attrs.get("tokenizer_fingerprint"),
+        token=attrs.get("token"),
+        neutral=attrs.get("neutral"),
+        fixed_k=fixed_k,
+        n_rows=attrs.get("n_rows"),
+        store_url=fit["store"].get("url"),
+        store_attrs=dict(attrs),
+        config=resolved,
+        fitted_at=fit.get("created_at"),
+    )

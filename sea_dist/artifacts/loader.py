@@ -1,0 +1,247 @@
+"""Load a published artifact with full verification: the entry point the edit module uses.
+
+``load_artifact`` accepts an artifact folder (local or fsspec URL, e.g. a downloaded copy or
+``<registry>/<name>/versions/<v>``) or a registry reference (``name@latest``, ``name@production``,
+``name@7``, ``sha256:<prefix>``). Before returning, it checks the safetensors layout (a pickle,
+zip or truncated file is refused with a clear message), the sha256 of ``projections.safetensors``
+against the manifest, and that every layer's tensors have the shapes the manifest promises.
+
+Needs only numpy, safetensors, fsspec and the standard library (torch only if
+``framework="torch"``); the registry module is imported lazily, and only for references.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import fsspec.core
+import numpy as np
+
+from sea_dist.artifacts.manifest import (
+    MANIFEST_FILE,
+    PROJECTIONS_FILE,
+    Manifest,
+    manifest_from_json,
+)
+from sea_dist.artifacts.tensors import check_tensor_names, decode, parse_header, sha256_hex
+from sea_dist.errors import ArtifactError, expected_found
+
+Framework = Literal["numpy", "torch"]
+
+
+@dataclass(frozen=True)
+class LayerProjections:
+    """The low-rank factors of one decoder layer (numpy arrays or torch tensors).
+
+    Attributes:
+        layer: decoder layer index in the model.
+        U_pos: (d, k_pos) float32, kept positive-covarying directions.
+        U_neg: (d, k_neg) float32, removed negative-covarying directions.
+        S_pos: (m_pos,) float64 singular values of Omega+ (diagnostic spectrum).
+        S_neg: (m_neg,) float64 singular values of Omega-.
+        mean: (d,) float32 neutral feature mean, or None when the fit was not centred.
+    """
+
+    layer: int
+    U_pos: Any
+    U_neg: Any
+    S_pos: Any
+    S_neg: Any
+    mean: Any | None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified artifact: its manifest and per-layer projections."""
+
+    manifest: Manifest
+    layers: dict[int, LayerProjections]
+    source: str
+    """Where it was loaded from (folder URL)."""
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    def check_model(
+        self, *, d_model: int, n_model_layers: int | None = None, model_id: str | None = None
+    ) -> None:
+        """Refuse a model this artifact was not fitted for.
+
+        Raises:
+            ArtifactError: hidden size, layer count or model id differ.
+        """
+        m = self.manifest
+        if d_model != m.d_model:
+            raise ArtifactError(
+                expected_found(
+                    f"{m.ref}: model hidden size",
+                    str(m.d_model),
+                    d_model,
+                    "use an artifact fitted on this model",
+                )
+            )
+        if n_model_layers is not None and n_model_layers != m.n_model_layers:
+            raise ArtifactError(
+                expected_found(
+                    f"{m.ref}: model decoder layers",
+                    str(m.n_model_layers),
+                    n_model_layers,
+                    "use an artifact fitted on this model",
+                )
+            )
+        if model_id is not None and model_id != m.model_id:
+            raise ArtifactError(
+                expected_found(
+                    f"{m.ref}: model id",
+                    m.model_id,
+                    model_id,
+                    "use an artifact fitted on this model",
+                )
+            )
+
+
+def verify_projections(manifest: Manifest, data: bytes, what: str) -> None:
+    """Check ``projections.safetensors`` bytes against a manifest (layout, sha256, shapes).
+
+    Raises:
+        ArtifactError: pickle/zip/truncated content, a checksum mismatch, or wrong shapes.
+    """
+    tensors = parse_header(data, what)
+    digest = sha256_hex(data)
+    if digest != manifest.sha256:
+        raise ArtifactError(
+            expected_found(
+                f"{what}: sha256",
+                manifest.sha256,
+                digest,
+                "the file was modified or corrupted; re-download or re-publish it",
+            )
+        )
+    check_tensor_names(tensors, what)
+    for summary in manifest.per_layer:
+        L = summary.layer
+        expected: dict[str, tuple[int, ...]] = {
+            f"layers.{L}.U_pos": (manifest.d_model, summary.k_pos),
+            f"layers.{L}.U_neg": (manifest.d_model, summary.k_neg),
+        }
+        if manifest.centred:
+            expected[f"layers.{L}.mean"] = (manifest.d_model,)
+        for name, shape in expected.items():
+            info = tensors.get(name)
+            if info is None or info.shape != shape:
+                raise ArtifactError(
+                    expected_found(
+                        f"{what}: tensor {name}",
+                        f"shape {shape}",
+                        info.shape if info else "no such tensor",
+                    )
+                )
+
+
+def artifact_from_bytes(
+    manifest_raw: bytes, projections: bytes, source: str, framework: Framework = "numpy"
+) -> Artifact:
+    """Verify and decode an artifact held in memory (see :func:`load_artifact`)."""
+    manifest = manifest_from_json(manifest_raw, f"{source}/{MANIFEST_FILE}")
+    what = f"{source}/{PROJECTIONS_FILE}"
+    verify_projections(manifest, projections, what)
+    arrays = decode(projections, what)
+    convert: Any = _to_torch if framework == "torch" else (lambda a: a)
+    layers = {}
+    for summary in manifest.per_layer:
+        L = summary.layer
+        mean = arrays.get(f"layers.{L}.mean")
+        layers[L] = LayerProjections(
+            layer=L,
+            U_pos=convert(arrays[f"layers.{L}.U_pos"]),
+            U_neg=convert(arrays[f"layers.{L}.U_neg"]),
+            S_pos=convert(arrays[f"layers.{L}.S_pos"]),
+            S_neg=convert(arrays[f"layers.{L}.S_neg"]),
+            mean=convert(mean) if mean is not None else None,
+        )
+    return Artifact(manifest=manifest, layers=layers, source=source)
+
+
+def _to_torch(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def load_artifact_folder(
+    url: str,
+    framework: Framework = "numpy",
+    storage_options: Mapping[str, Any] | None = None,
+) -> Artifact:
+    """Load and verify the artifact folder at ``url`` (local folder or fsspec URL)."""
+    fs, root = fsspec.core.url_to_fs(str(url), **dict(storage_options or {}))
+    root = str(root).rstrip("/")
+    try:
+        manifest_raw = bytes(fs.cat_file(f"{root}/{MANIFEST_FILE}"))
+        projections = bytes(fs.cat_file(f"{root}/{PROJECTIONS_FILE}"))
+    except FileNotFoundError:
+        raise ArtifactError(
+            expected_found(
+                f"artifact {url}",
+                f"a folder with {MANIFEST_FILE} and {PROJECTIONS_FILE}",
+                "missing files",
+            )
+        ) from None
+    return artifact_from_bytes(manifest_raw, projections, str(url).rstrip("/"), framework)
+
+
+def load_artifact(
+    path_or_ref: str | os.PathLike[str],
+    registry: str | None = None,
+    *,
+    framework: Framework = "numpy",
+    storage_options: Mapping[str, Any] | None = None,
+) -> Artifact:
+    """Load and verify an artifact from a folder or a registry reference.
+
+    Args:
+        path_or_ref: an artifact folder (local path or fsspec URL holding ``manifest.json``), or a
+            reference ``name``, ``name@latest``, ``name@<alias>``, ``name@<version>``,
+            ``sha256:<hex prefix>``.
+        registry: registry URL used to resolve a reference (a folder, ``s3://...`` or the
+            ``http://`` address of ``sea-dist registry serve``); default: a path (anything with
+            a ``/`` or an existing folder) is loaded directly, anything else resolves in the
+            default registry ``sea-runs/registry``.
+        framework: tensors as ``numpy`` arrays or ``torch`` tensors.
+        storage_options: fsspec options (e.g. S3 endpoint) for the folder or registry.
+
+    Returns:
+        The verified :class:`Artifact`.
+
+    Raises:
+        ArtifactError: missing, tampered, truncated or pickle-bearing files.
+        RegistryError: the reference cannot be resolved.
+    """
+    target = os.fspath(path_or_ref)
+    # A reference never contains a path separator, so anything path-like is a folder (and a
+    # missing folder gets a "missing files" error rather than a confusing reference error).
+    if registry is None and (
+        "://" in target or "/" in target or os.sep in target or os.path.exists(target)
+    ):
+        return load_artifact_folder(target, framework, storage_options)
+    from sea_dist.artifacts.registry import DEFAULT_REGISTRY, open_registry
+
+    reader = open_registry(registry or DEFAULT_REGISTRY, storage_options=storage_options)
+    return reader.load(target, framework=framework)
+
+
+def write_local_copy(dest: str | os.PathLike[str], manifest_raw: bytes, projections: bytes) -> Path:
+    """Write verified artifact bytes into ``dest`` (each file via temp + rename)."""
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name, data in ((PROJECTIONS_FILE, projections), (MANIFEST_FILE, manifest_raw)):
+        temp = folder / f".{file_name}.{uuid.uuid4().hex}"
+        temp.write_bytes(data)
+        os.replace(temp, folder / file_name)
+    return folder

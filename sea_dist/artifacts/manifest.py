@@ -1,0 +1,284 @@
+"""The artifact manifest: provenance of one published version, as a frozen dataclass and JSON.
+
+``manifest.json`` (schema version 1) holds everything needed to trust and reuse a projection
+artifact without the run that made it: the model it was fitted on, the site and layers, the SEA
+settings, per-layer k and captured energy, fingerprints of the activation store and of the
+demonstrations, the resolved config, the code version, and the sha256 of
+``projections.safetensors``. Readers refuse schema versions they do not know.
+
+Imports only the standard library (no pyarrow, torch, ray, dask or zarr).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from sea_dist.errors import ArtifactError, expected_found
+
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+PROJECTIONS_FILE = "projections.safetensors"
+ARTIFACT_FILES = (MANIFEST_FILE, PROJECTIONS_FILE)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Per-layer result of the fit: kept ranks and captured energy ratios."""
+
+    layer: int
+    k_pos: int
+    k_neg: int
+    energy_pos: float
+    energy_neg: float
+    total_energy_pos: float | None = None
+    total_energy_neg: float | None = None
+    signature: float | None = None
+    svd_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Contents of ``manifest.json``. ``version`` is None only while an artifact is staged."""
+
+    name: str
+    version: int | None
+    sha256: str
+    """Hex sha256 of ``projections.safetensors``."""
+    size_bytes: int
+    model_id: str
+    model_revision: str | None
+    architecture: str
+    d_model: int
+    n_model_layers: int
+    site: str
+    site_template: str | None
+    layers: tuple[int, ...]
+    combine: str
+    centred: bool
+    feature_map: dict[str, Any]
+    """``{"name": "linear|tanh|elu|sqexp", "scale": float}``."""
+    positive_energy: float | None
+    """K+ (None when a fixed k was used)."""
+    negative_energy: float | None
+    """K-."""
+    per_layer: tuple[LayerSummary, ...]
+    store_fingerprint: str
+    demonstrations_fingerprint: str
+    code_version: str
+    created_at: str
+    tokenizer_fingerprint: str | None = None
+    token: str | None = None
+    neutral: str | None = None
+    fixed_k: int | None = None
+    n_rows: int | None = None
+    store_url: str | None = None
+    store_attrs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved configuration of the run (fit settings at least; the full config if known)."""
+    fitted_at: str | None = None
+    input_fingerprint: str | None = None
+    """sha256 of the run's inputs (model revision, demonstrations, collect/fit settings); the
+    scheduler skips a refit whose inputs equal the latest version's."""
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+
+    @property
+    def ref(self) -> str:
+        """``name@version`` (or ``name@staged`` before a version is claimed)."""
+        return f"{self.name}@{self.version if self.version is not None else 'staged'}"
+
+    def layer(self, index: int) -> LayerSummary:
+        """Summary of decoder layer ``index``. Raises ArtifactError when it is not fitted."""
+        for summary in self.per_layer:
+            if summary.layer == index:
+                return summary
+        raise ArtifactError(
+            expected_found(f"{self.ref}: layer", f"one of {list(self.layers)}", index)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, in the documented key layout."""
+        return {
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "files": {PROJECTIONS_FILE: {"sha256": self.sha256, "size_bytes": self.size_bytes}},
+            "model_id": self.model_id,
+            "model_revision": self.model_revision,
+            "architecture": self.architecture,
+            "d_model": self.d_model,
+            "n_model_layers": self.n_model_layers,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "site": self.site,
+            "site_template": self.site_template,
+            "layers": list(self.layers),
+            "token": self.token,
+            "neutral": self.neutral,
+            "combine": self.combine,
+            "centred": self.centred,
+            "feature_map": dict(self.feature_map),
+            "positive_energy": self.positive_energy,
+            "negative_energy": self.negative_energy,
+            "fixed_k": self.fixed_k,
+            "per_layer": [vars(s).copy() for s in self.per_layer],
+            "store": {
+                "url": self.store_url,
+                "fingerprint": self.store_fingerprint,
+                "n_rows": self.n_rows,
+                "attrs": self.store_attrs,
+            },
+            "demonstrations_fingerprint": self.demonstrations_fingerprint,
+            "input_fingerprint": self.input_fingerprint,
+            "config": self.config,
+            "code_version": self.code_version,
+            "created_at": self.created_at,
+            "fitted_at": self.fitted_at,
+        }
+
+    def to_json(self) -> bytes:
+        """UTF-8 JSON bytes as written to ``manifest.json``."""
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ArtifactError(expected_found(f"{what}: {key}", names, value))
+    return value
+
+
+def manifest_from_dict(data: Any, what: str = "manifest.json") -> Manifest:
+    """Parse and validate manifest data.
+
+    Raises:
+        ArtifactError: not an object, an unknown schema version, or a missing/mistyped field.
+    """
+    if not isinstance(data, dict):
+        raise ArtifactError(expected_found(what, "a JSON object", type(data).__name__))
+    if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
+        raise ArtifactError(
+            expected_found(
+                f"{what}: schema_version",
+                str(MANIFEST_SCHEMA_VERSION),
+                data.get("schema_version"),
+                "upgrade sea-dist to read newer artifacts",
+            )
+        )
+    per_layer = []
+    for item in _require(data, "per_layer", list, what):
+        try:
+            per_layer.append(LayerSummary(**item))
+        except TypeError:
+            raise ArtifactError(
+                expected_found(
+                    f"{what}: per_layer entry", "layer, k_pos, k_neg, energy_pos, energy_neg", item
+                )
+            ) from None
+    store = data.get("store") or {}
+    version = data.get("version")
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise ArtifactError(expected_found(f"{what}: version", "an integer >= 1 or null", version))
+    return Manifest(
+        name=_require(data, "name", str, what),
+        version=version,
+        sha256=_require(data, "sha256", str, what),
+        size_bytes=_require(data, "size_bytes", int, what),
+        model_id=_require(data, "model_id", str, what),
+        model_revision=data.get("model_revision"),
+        architecture=_require(data, "architecture", str, what),
+        d_model=_require(data, "d_model", int, what),
+        n_model_layers=_require(data, "n_model_layers", int, what),
+        site=_require(data, "site", str, what),
+        site_template=data.get("site_template"),
+        layers=tuple(_require(data, "layers", list, what)),
+        combine=_require(data, "combine", str, what),
+        centred=bool(data.get("centred", False)),
+        feature_map=_require(data, "feature_map", dict, what),
+        positive_energy=data.get("positive_energy"),
+        negative_energy=data.get("negative_energy"),
+        per_layer=tuple(per_layer),
+        store_fingerprint=_require(data, "store", dict, what).get("fingerprint") or "",
+        demonstrations_fingerprint=_require(data, "demonstrations_fingerprint", str, what),
+        code_version=_require(data, "code_version", str, what),
+        created_at=_require(data, "created_at", str, what),
+        tokenizer_fingerprint=data.get("tokenizer_fingerprint"),
+        token=data.get("token"),
+        neutral=data.get("neutral"),
+        fixed_k=data.get("fixed_k"),
+        n_rows=store.get("n_rows"),
+        store_url=store.get("url"),
+        store_attrs=store.get("attrs") or {},
+        config=data.get("config") or {},
+        fitted_at=data.get("fitted_at"),
+        input_fingerprint=data.get("input_fingerprint"),
+    )
+
+
+def manifest_from_json(raw: bytes, what: str = "manifest.json") -> Manifest:
+    """Parse ``manifest.json`` bytes (see :func:`manifest_from_dict`)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(expected_found(what, "valid UTF-8 JSON", str(error))) from None
+    return manifest_from_dict(data, what)
+
+
+def fingerprint(data: Any) -> str:
+    """sha256 of the canonical JSON of ``data`` (sorted keys, no whitespace)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def utc_now() -> str:
+    """Current time as ISO-8601 UTC with microseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """``sea_dist.__version__`` plus ``+g<commit>`` (and ``.dirty``) when run from a git checkout.
+
+    Never fails: without git or outside a checkout it is just the package version.
+    """
+    global _CODE_VERSION
+    if _CODE_VERSION is not None:
+        return _CODE_VERSION
+    from sea_dist import __version__
+
+    version = __version__
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if commit.returncode == 0 and commit.stdout.strip():
+            version += f"+g{commit.stdout.strip()}"
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            if status.returncode == 0 and status.stdout.strip():
+                version += ".dirty"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    _CODE_VERSION = version
+    return version

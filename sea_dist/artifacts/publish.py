@@ -1,0 +1,179 @@
+"""Atomic publication of a fit output as the next immutable version of a name.
+
+The protocol works the same on a local folder and on S3 (which has no rename):
+
+1. Read and validate the fit output (tensors, shapes, no pickle), build the manifest.
+2. Stage: write both files under ``<name>/staging/<token>/`` and read them back to verify the
+   sha256 and layout of what storage actually holds.
+3. Claim: ``v = max(claims) + 1``; create ``<name>/claims/<v>.json`` *exclusively* (``O_EXCL``
+   locally, a conditional put ``If-None-Match: *`` on S3). Whoever loses the race re-lists the
+   claims and tries the next number, so concurrent publishers get distinct versions and none
+   is lost. Claims are never deleted, so a version number is never reused.
+4. Move the staged projections to ``<name>/versions/<v>/``, write the final manifest (now with
+   its version), check the size of what landed.
+5. Write the completion marker ``<name>/complete/<v>.json`` LAST. Readers list only versions with
+   a marker, so they never see a partial version. A publisher that dies between 3 and 5 leaves a
+   claimed number with no visible version (a gap), never a half-written one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sea_dist.artifacts.fitdir import build_manifest, read_fit_output
+from sea_dist.artifacts.loader import verify_projections
+from sea_dist.artifacts.manifest import (
+    MANIFEST_FILE,
+    PROJECTIONS_FILE,
+    manifest_from_json,
+    utc_now,
+)
+from sea_dist.artifacts.refs import Resolved, check_name
+from sea_dist.artifacts.storage import Storage
+from sea_dist.errors import ArtifactError, RegistryError
+
+MAX_CLAIM_ATTEMPTS = 10_000
+log = logging.getLogger(__name__)
+
+
+def _claimed(storage: Storage, name: str) -> list[int]:
+    return [
+        int(entry.removesuffix(".json"))
+        for entry in storage.list_dir(name, "claims")
+        if entry.endswith(".json") and entry.removesuffix(".json").isdigit()
+    ]
+
+
+def claim_version(storage: Storage, name: str, token: str) -> int:
+    """Claim the next free version number of ``name`` for the publisher ``token``.
+
+    Raises:
+        RegistryError: no number could be claimed after many attempts (a storage problem).
+    """
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        version = max(_claimed(storage, name), default=0) + 1
+        payload = json.dumps({"version": version, "token": token, "claimed_at": utc_now()})
+        if storage.create_exclusive(payload.encode("utf-8"), name, "claims", f"{version}.json"):
+            if storage.atomic_create:
+                return version
+            # Backends without an atomic create: the last writer wins, so read back who did.
+            if json.loads(storage.read_bytes(name, "claims", f"{version}.json"))["token"] == token:
+                return version
+    raise RegistryError(
+        f"publish {name}: expected to claim a version number, found "
+        f"{MAX_CLAIM_ATTEMPTS} conflicts; check the registry storage"
+    )
+
+
+def publish(
+    storage: Storage,
+    fit_dir: str,
+    name: str,
+    config: Mapping[str, Any] | None = None,
+    created_at: str | None = None,
+    input_fingerprint: str | None = None,
+) -> Resolved:
+    """Publish the fit output at ``fit_dir`` as the next version of ``name`` (see module doc).
+
+    Args:
+        storage: registry storage.
+        fit_dir: fit-output folder or fsspec URL.
+        name: artifact name.
+        config: full resolved run config for the manifest.
+        created_at: override the publication timestamp (ISO-8601).
+        input_fingerprint: fingerprint of the run's inputs, recorded in the manifest.
+
+    Returns:
+        The published version.
+
+    Raises:
+        ArtifactError: the fit output is invalid or storage did not keep the bytes intact.
+        RegistryError: an invalid name or a storage failure during the claim.
+    """
+    check_name(name)
+    fit_output = read_fit_output(fit_dir)
+    manifest = build_manifest(
+        fit_output, name, dict(config) if config else None, created_at, input_fingerprint
+    )
+    token = uuid.uuid4().hex
+    staging = (name, "staging", token)
+    try:
+        storage.write_bytes(fit_output.projections, *staging, PROJECTIONS_FILE)
+        storage.write_bytes(manifest.to_json(), *staging, MANIFEST_FILE)
+        staged = manifest_from_json(
+            storage.read_bytes(*staging, MANIFEST_FILE), storage.display(*staging, MANIFEST_FILE)
+        )
+        verify_projections(
+            staged,
+            storage.read_bytes(*staging, PROJECTIONS_FILE),
+            storage.display(*staging, PROJECTIONS_FILE),
+        )
+
+        version = claim_version(storage, name, token)
+        final = dataclasses.replace(manifest, version=version)
+        target = (name, "versions", str(version))
+        storage.move((*staging, PROJECTIONS_FILE), (*target, PROJECTIONS_FILE))
+        storage.write_bytes(final.to_json(), *target, MANIFEST_FILE)
+        landed = storage.size(*target, PROJECTIONS_FILE)
+        if landed != final.size_bytes:
+            raise ArtifactError(
+                f"{storage.display(*target, PROJECTIONS_FILE)}: expected "
+                f"{final.size_bytes} bytes, found {landed}; version {version} "
+                "stays unpublished, publish again"
+            )
+        marker = {"version": version, "sha256": final.sha256, "completed_at": utc_now()}
+        if not storage.create_exclusive(
+            json.dumps(marker).encode("utf-8"), name, "complete", f"{version}.json"
+        ):
+            raise RegistryError(
+                f"publish {name}: expected version {version} to be ours, found "
+                "it already completed; the registry storage lost a claim"
+            )
+    finally:
+        try:
+            storage.remove(*staging, recursive=True)
+        except OSError as error:  # leftovers are removed by 'registry gc'
+            log.warning("cannot remove staging %s: %s", storage.display(*staging), error)
+    log.info("published %s@%d (sha256 %s)", name, version, final.sha256[:12])
+    return Resolved(name=name, version=version, sha256=final.sha256)
+
+
+def publish_run(
+    fit_dir: str,
+    *,
+    name: str | None = None,
+    registry: str | None = None,
+    aliases: tuple[str, ...] = (),
+    config_path: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Resolved:
+    """Publish with settings from arguments, falling back to a YAML config's ``publish`` section.
+
+    The CLI and ``jobs/publish.py`` share this. With ``config_path``, the whole resolved config
+    is recorded in the manifest; explicit arguments win over the config.
+    """
+    from sea_dist.artifacts.registry import Registry
+    from sea_dist.config import PublishConfig, config_to_dict, load_config
+
+    full: dict[str, Any] | None = None
+    publish_config = PublishConfig()
+    if config_path:
+        loaded = load_config(config_path)
+        publish_config = loaded.publish
+        full = config_to_dict(loaded)
+    chosen = PublishConfig(
+        registry=registry or publish_config.registry,
+        name=name or publish_config.name,
+        aliases=tuple(aliases) or publish_config.aliases,
+    )
+    if full is not None:
+        full["publish"] = config_to_dict(chosen)
+    else:
+        full = {"publish": config_to_dict(chosen)}
+    target = Registry(chosen.registry, storage_options=storage_options)
+    return target.publish(fit_dir, chosen.name, aliases=chosen.aliases, config=full)

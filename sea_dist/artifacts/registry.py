@@ -1,0 +1,388 @@
+"""The artifact registry: immutable numbered versions per name at any fsspec URL.
+
+Layout below the registry root (a local folder by default, or ``s3://bucket/prefix``)::
+
+    <name>/staging/<token>/{manifest.json, projections.safetensors}   a publish in progress
+    <name>/claims/<v>.json            exclusive-create claim of version v (kept forever, so a
+                                      version number is never reused, even after gc)
+    <name>/versions/<v>/{manifest.json, projections.safetensors}      the immutable artifact
+    <name>/complete/<v>.json          written LAST: {"version", "sha256", "completed_at"}
+    <name>/aliases/current/<alias>.json, <name>/aliases/history/<alias>/*.json
+    <name>/index.parquet              listing cache (see :mod:`sea_dist.artifacts.index`)
+
+Readers only ever see versions whose completion marker exists, so a partial version is
+invisible. ``latest`` is the highest complete version. See :mod:`sea_dist.artifacts.publish` for
+the atomic publish protocol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sea_dist.artifacts import aliases as alias_ops
+from sea_dist.artifacts.loader import Artifact, Framework, artifact_from_bytes, write_local_copy
+from sea_dist.artifacts.manifest import (
+    MANIFEST_FILE,
+    PROJECTIONS_FILE,
+    Manifest,
+    manifest_from_json,
+)
+from sea_dist.artifacts.refs import (
+    LATEST,
+    NotFoundError,
+    Resolved,
+    check_alias,
+    check_name,
+    check_version,
+    parse_ref,
+)
+from sea_dist.artifacts.storage import Storage
+from sea_dist.config import NAME_RE, PublishConfig
+from sea_dist.errors import ArtifactError, RegistryError, expected_found
+
+if TYPE_CHECKING:
+    from sea_dist.artifacts.retention import GcEntry
+
+DEFAULT_REGISTRY = PublishConfig().registry
+
+
+class RegistryReader(Protocol):
+    """The read-only query API shared by :class:`Registry` and the HTTP client."""
+
+    url: str
+
+    def names(self) -> list[str]: ...
+
+    def versions(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        dataset: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def resolve(self, ref: str) -> Resolved: ...
+
+    def manifest(self, ref: str) -> Manifest: ...
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]: ...
+
+    def diff(self, a: str, b: str) -> dict[str, Any]: ...
+
+    def download(self, ref: str, dest: str | os.PathLike[str]) -> Path: ...
+
+    def load(self, ref: str, framework: Framework = "numpy") -> Artifact: ...
+
+
+def open_registry(url: str, storage_options: Mapping[str, Any] | None = None) -> RegistryReader:
+    """A :class:`Registry` for a folder or fsspec URL, or an HTTP client for ``http(s)://``."""
+    if str(url).startswith(("http://", "https://")):
+        from sea_dist.artifacts.client import HttpRegistry
+
+        return HttpRegistry(str(url))
+    return Registry(url, storage_options=storage_options)
+
+
+def parse_time(value: str, what: str) -> dt.datetime:
+    """Parse an ISO-8601 date or datetime (naive means UTC)."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise RegistryError(
+            expected_found(
+                what, "an ISO-8601 date or time like 2026-01-31 or 2026-01-31T12:00:00Z", value
+            )
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class Registry:
+    """Publish, query and load artifacts in a registry at a folder or fsspec URL.
+
+    Args:
+        url: registry root, e.g. ``sea-runs/registry`` or ``s3://bucket/registry``.
+        storage_options: fsspec options, e.g. ``{"client_kwargs": {"endpoint_url": ...}}``.
+    """
+
+    def __init__(
+        self, url: str = DEFAULT_REGISTRY, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.storage = Storage(url, storage_options)
+        self.url = self.storage.url
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        fit_dir: str | os.PathLike[str],
+        name: str,
+        aliases: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        created_at: str | None = None,
+        input_fingerprint: str | None = None,
+    ) -> Resolved:
+        """Publish a fit-output folder as the next version of ``name``.
+
+        Args:
+            fit_dir: fit output (``fit.json`` + ``projections.safetensors``), folder or URL.
+            name: artifact name (lowercase ``[a-z0-9._-]``, at most 100 characters).
+            aliases: user aliases to move to the new version.
+            config: the full resolved run config, recorded in the manifest.
+            created_at: override the publication time (ISO-8601; imports, tests).
+            input_fingerprint: fingerprint of the run's inputs (the scheduler compares it).
+
+        Returns:
+            The new version.
+        """
+        from sea_dist.artifacts.publish import publish
+
+        for alias in aliases:
+            check_alias(alias)
+        resolved = publish(
+            self.storage, os.fspath(fit_dir), name, config, created_at, input_fingerprint
+        )
+        for alias in aliases:
+            self.set_alias(name, alias, resolved.version)
+        return resolved
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> dict[str, Any]:
+        """Move ``alias`` of ``name`` to a complete ``version``; returns the history record."""
+        check_name(name)
+        check_alias(alias)
+        number = check_version(version)
+        if number not in self._complete(name):
+            raise NotFoundError(
+                expected_found(
+                    f"alias {name}@{alias}",
+                    "an existing version",
+                    f"{name}@{number}",
+                    f"see 'sea-dist registry versions {name}'",
+                )
+            )
+        return alias_ops.move_alias(self.storage, name, alias, number)
+
+    def gc(self, keep: int, name: str | None = None, dry_run: bool = False) -> list[GcEntry]:
+        """Remove all but the ``keep`` newest versions (never one an alias points to)."""
+        from sea_dist.artifacts.retention import collect_garbage
+
+        return collect_garbage(self, keep, name=name, dry_run=dry_run)
+
+    def reindex(self, name: str | None = None) -> dict[str, int]:
+        """Rebuild the listing index of ``name`` (or every name) from the manifests."""
+        from sea_dist.artifacts.index import index_rows
+
+        names = [check_name(name)] if name else self.names()
+        return {n: len(index_rows(self.storage, n, self._complete(n), rebuild=True)) for n in names}
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def _complete(self, name: str) -> list[int]:
+        versions = []
+        for entry in self.storage.list_dir(name, "complete"):
+            stem = entry.removesuffix(".json")
+            if entry.endswith(".json") and stem.isdigit():
+                versions.append(int(stem))
+        return sorted(versions)
+
+    def complete_versions(self, name: str) -> list[int]:
+        """Version numbers of ``name`` that readers can see, ascending."""
+        return self._complete(check_name(name))
+
+    def names(self) -> list[str]:
+        """Names with at least one complete version."""
+        return [n for n in self.storage.list_dir() if NAME_RE.fullmatch(n) and self._complete(n)]
+
+    def _require_name(self, name: str) -> list[int]:
+        versions = self._complete(check_name(name))
+        if not versions:
+            known = ", ".join(self.names()[:10]) or "none"
+            raise NotFoundError(
+                expected_found(
+                    "artifact name", f"a published name ({known})", name, "publish it first"
+                )
+            )
+        return versions
+
+    def versions(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        dataset: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Summaries of the versions of ``name``, oldest first, filtered.
+
+        Args:
+            name: artifact name.
+            model_id: keep versions fitted on this model id.
+            dataset: keep versions whose demonstrations fingerprint starts with this.
+            after: keep versions created at or after this ISO-8601 time (naive = UTC).
+            before: keep versions created before this time.
+        """
+        from sea_dist.artifacts.index import index_rows
+
+        rows = index_rows(self.storage, name, self._require_name(name))
+        start = parse_time(after, "after") if after else None
+        end = parse_time(before, "before") if before else None
+        by_version: dict[int, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            by_version.setdefault(version, []).append(alias)
+        latest = rows[-1]["version"] if rows else None
+        result = []
+        for row in rows:
+            if model_id is not None and row["model_id"] != model_id:
+                continue
+            if dataset is not None and not row["demonstrations_fingerprint"].startswith(dataset):
+                continue
+            if start or end:
+                created = parse_time(row["created_at"], "created_at")
+                if start and created < start or end and created >= end:
+                    continue
+            labels = by_version.get(row["version"], [])
+            labels = ([LATEST] if row["version"] == latest else []) + labels
+            result.append({**row, "ref": f"{name}@{row['version']}", "aliases": labels})
+        return result
+
+    def _marker(self, name: str, version: int) -> dict[str, Any]:
+        try:
+            raw = self.storage.read_bytes(name, "complete", f"{version}.json")
+        except FileNotFoundError:
+            raise NotFoundError(
+                expected_found(
+                    f"version {name}@{version}",
+                    "a published version",
+                    "none",
+                    f"see 'sea-dist registry versions {name}'",
+                )
+            ) from None
+        try:
+            marker = json.loads(raw)
+            return {"version": int(marker["version"]), "sha256": str(marker["sha256"])}
+        except (ValueError, KeyError, TypeError):
+            raise ArtifactError(
+                expected_found(
+                    self.storage.display(name, "complete"), "a JSON completion marker", raw[:80]
+                )
+            ) from None
+
+    def resolve(self, ref: str) -> Resolved:
+        """Resolve ``name[@latest|@alias|@version]`` or ``sha256:<prefix>`` to one version."""
+        parsed = parse_ref(ref)
+        if parsed.sha256 is not None:
+            return self._resolve_sha(parsed.sha256)
+        assert parsed.name is not None
+        name = parsed.name
+        if parsed.version is not None:
+            version = parsed.version
+        elif parsed.alias == LATEST:
+            version = self._require_name(name)[-1]
+        else:
+            assert parsed.alias is not None
+            target = alias_ops.read_alias(self.storage, name, parsed.alias)
+            if target is None:
+                known = ", ".join(self.aliases(name)) or "none"
+                raise NotFoundError(
+                    expected_found(
+                        f"alias {name}@{parsed.alias}",
+                        f"an existing alias ({known})",
+                        "none",
+                        "use 'sea-dist registry alias' to create it",
+                    )
+                )
+            version = target
+        marker = self._marker(name, version)
+        return Resolved(name=name, version=version, sha256=marker["sha256"])
+
+    def _resolve_sha(self, prefix: str) -> Resolved:
+        from sea_dist.artifacts.index import find_sha256
+
+        matches = [
+            Resolved(name, version, sha)
+            for name in self.names()
+            for version, sha in find_sha256(self.storage, name, self._complete(name), prefix)
+        ]
+        if not matches:
+            raise NotFoundError(
+                expected_found(
+                    "reference", "a published content sha256", f"sha256:{prefix}", "check the hash"
+                )
+            )
+        if len({(m.name, m.sha256) for m in matches}) > 1:
+            found = ", ".join(m.ref for m in matches[:5])
+            raise RegistryError(
+                expected_found(
+                    "reference",
+                    "a sha256 prefix matching one artifact",
+                    f"sha256:{prefix} ({found})",
+                    "give more hex digits or use name@version",
+                )
+            )
+        # The same content published several times under one name: the newest version.
+        return max(matches, key=lambda m: m.version)
+
+    def manifest(self, ref: str) -> Manifest:
+        """The manifest of the version ``ref`` resolves to."""
+        resolved = self.resolve(ref)
+        parts = (resolved.name, "versions", str(resolved.version), MANIFEST_FILE)
+        return manifest_from_json(self.storage.read_bytes(*parts), self.storage.display(*parts))
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """User aliases of ``name`` and their versions."""
+        return alias_ops.read_aliases(self.storage, check_name(name))
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        """Every move of ``alias``, oldest first."""
+        return alias_ops.alias_history(self.storage, check_name(name), alias)
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Compare two versions: settings, per-layer k, energy and subspace similarity."""
+        from sea_dist.artifacts.diff import diff_artifacts
+
+        return diff_artifacts(self.load(a), self.load(b))
+
+    # -- files -------------------------------------------------------------------------------
+
+    def artifact_files(self, resolved: Resolved) -> tuple[bytes, bytes, str]:
+        """Raw ``manifest.json`` and ``projections.safetensors`` of a version, and its location."""
+        base = (resolved.name, "versions", str(resolved.version))
+        manifest_raw = self.storage.read_bytes(*base, MANIFEST_FILE)
+        projections = self.storage.read_bytes(*base, PROJECTIONS_FILE)
+        return manifest_raw, projections, self.storage.display(*base)
+
+    def _load_resolved(
+        self, resolved: Resolved, framework: Framework
+    ) -> tuple[Artifact, bytes, bytes]:
+        manifest_raw, projections, where = self.artifact_files(resolved)
+        artifact = artifact_from_bytes(manifest_raw, projections, where, framework)
+        if artifact.manifest.sha256 != resolved.sha256 or artifact.manifest.version != (
+            resolved.version
+        ):
+            raise ArtifactError(
+                expected_found(
+                    f"{where}/{MANIFEST_FILE}",
+                    f"sha256 {resolved.sha256} of {resolved.ref}",
+                    f"sha256 {artifact.manifest.sha256} of {artifact.manifest.ref}",
+                    "the manifest was modified; restore it",
+                )
+            )
+        return artifact, manifest_raw, projections
+
+    def load(self, ref: str, framework: Framework = "numpy") -> Artifact:
+        """Resolve ``ref`` and load the verified artifact (see :func:`load_artifact`)."""
+        return self._load_resolved(self.resolve(ref), framework)[0]
+
+    def download(self, ref: str, dest: str | os.PathLike[str]) -> Path:
+        """Copy a version to the local folder ``dest`` after verifying it; returns ``dest``."""
+        _, manifest_raw, projections = self._load_resolved(self.resolve(ref), "numpy")
+        return write_local_copy(dest, manifest_raw, projections)
