@@ -1,0 +1,110 @@
+"""The ``sea-dist collect`` subcommand (and the shared setup of ``jobs/collect.py``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
+    from sea_dist.config import SeaConfig
+
+
+def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``sea-dist collect`` and ``jobs/collect.py``."""
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="store URL (local folder or fsspec URL); overrides store.url",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing store, even one recorded with another "
+        "model, layers, site or data (never done without this flag)",
+    )
+    parser.add_argument(
+        "--num-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="collectors to start (default collect.num_actors; 0 = one per GPU, "
+        "or per CPU on CPU-only clusters)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="record only the first N demonstrations (overrides data.limit)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join (default collect.ray_address, then "
+        "$RAY_ADDRESS; else a local cluster is started)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``collect`` to the ``sea-dist`` parser."""
+    parser = subparsers.add_parser(
+        "collect",
+        help="record neutral/positive/negative activations into a Zarr store with Ray actors",
+        description="Record SEA activations of the configured demonstrations with one Ray actor "
+        "per GPU (or CPU slot) into a chunked Zarr store. Re-running the same config resumes; "
+        "a store recorded with a different model, revision, layers, site or data is refused "
+        "unless --overwrite is given.",
+    )
+    parser.add_argument("config", help="path to a YAML config")
+    add_collect_arguments(parser)
+    parser.set_defaults(handler=_collect)
+
+
+def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaConfig:
+    """Apply the command-line overrides of :func:`add_collect_arguments` to ``config``."""
+    from sea_dist.config import with_overrides
+
+    sections: dict[str, dict[str, Any]] = {}
+    if args.store is not None:
+        sections.setdefault("store", {})["url"] = args.store
+    if args.num_actors is not None:
+        sections.setdefault("collect", {})["num_actors"] = args.num_actors
+    if args.address is not None:
+        sections.setdefault("collect", {})["ray_address"] = args.address
+    if args.limit is not None:
+        sections.setdefault("data", {})["limit"] = args.limit
+    return with_overrides(config, **sections) if sections else config
+
+
+def init_ray(address: str | None) -> None:
+    """Join the cluster at ``address`` or ``$RAY_ADDRESS``, else start a fresh local one.
+
+    A submitted Ray job has ``RAY_ADDRESS`` set, so it joins the cluster it was submitted to.
+    Run directly, a new local cluster starts even if another one runs on this machine (pass
+    ``--address auto`` to join that one instead).
+    """
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address or None)
+    else:
+        ray.init(address="local", include_dashboard=False)
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from sea_dist.collect.driver import collect
+    from sea_dist.config import load_config
+
+    config = config_with_overrides(load_config(args.config), args)
+    init_ray(config.collect.ray_address)
+    summary = collect(config, overwrite=args.overwrite, progress=not args.no_progress)
+    for line in summary.lines():
+        print(line)
+    return 0

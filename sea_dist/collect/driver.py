@@ -1,0 +1,379 @@
+"""Schedule shards over collector actors: bounded in-flight window, retries, resume, progress.
+
+The driver loads the demonstrations, starts one collector per GPU (or per CPU slot), asks each to
+describe what it records, creates or reopens the store (refusing an incompatible one), then hands
+out the pending shards with at most ``collect.max_in_flight`` queued per actor, draining results
+with ``ray.wait``. A collector that dies (process killed, node lost) is replaced and its shards
+are re-queued; a shard that keeps failing stops the run after ``collect.max_retries`` retries.
+Completed shards carry a marker in the store, so re-running the same config resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+from tqdm import tqdm
+
+from sea_dist.collect import faults
+from sea_dist.collect.actor import CollectorActor, CollectorInfo, ShardResult
+from sea_dist.collect.layout import ActorLayout, plan_actors
+from sea_dist.config import SeaConfig
+from sea_dist.data import Demonstration, load_demonstrations
+from sea_dist.errors import SeaDistError
+from sea_dist.store import ActivationStore, StoreSpec
+
+log = logging.getLogger(__name__)
+
+ACTOR_PREFIX = "sea-dist-collector-"
+
+
+class CollectError(SeaDistError):
+    """Collection cannot finish: a shard failed more often than ``collect.max_retries`` allows."""
+
+
+@dataclass
+class CollectSummary:
+    """What a collection run did.
+
+    Attributes:
+        store_url: the store written.
+        rows: demonstrations in the store (N).
+        shards: shards in the store.
+        shards_skipped: shards already complete when the run started (resume).
+        shards_collected: shards recorded by this run.
+        shards_retried: shard attempts that failed and were re-queued.
+        actors_replaced: collectors that died and were replaced.
+        num_actors: collectors started.
+        tokens: tokens in the recording passes of this run.
+        rows_collected: demonstrations recorded by this run.
+        wall_seconds: wall time of the run (cluster start excluded).
+        store_bytes: size of the store on its file system.
+    """
+
+    store_url: str
+    rows: int
+    shards: int
+    shards_skipped: int = 0
+    shards_collected: int = 0
+    shards_retried: int = 0
+    actors_replaced: int = 0
+    num_actors: int = 0
+    tokens: int = 0
+    rows_collected: int = 0
+    wall_seconds: float = 0.0
+    store_bytes: int = 0
+    results: list[ShardResult] = field(default_factory=list, repr=False)
+
+    def lines(self) -> list[str]:
+        """A human summary, a few lines."""
+        wall = max(self.wall_seconds, 1e-9)
+        return [
+            f"store {self.store_url}: {self.rows} rows in {self.shards} shards, "
+            f"{self.store_bytes / 1e6:.1f} MB",
+            f"this run: {self.rows_collected} rows, {self.tokens} tokens in "
+            f"{self.wall_seconds:.1f} s ({self.rows_collected / wall:.1f} demos/s, "
+            f"{self.tokens / wall:.0f} tokens/s) with {self.num_actors} actors",
+            f"shards: {self.shards_collected} collected, {self.shards_skipped} already done, "
+            f"{self.shards_retried} retried, {self.actors_replaced} actors replaced",
+        ]
+
+
+def store_size(url: str) -> int:
+    """Bytes used by the store at ``url`` (0 if it cannot be measured)."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        return int(fs.du(path, total=True))
+    except (OSError, ValueError, NotImplementedError):
+        return 0
+
+
+def normalise_url(url: str) -> str:
+    """Absolute path for local stores (actors may run with another working directory)."""
+    return url if "://" in url else os.path.abspath(os.path.expanduser(url))
+
+
+def store_spec(config: SeaConfig, info: CollectorInfo) -> StoreSpec:
+    """The store identity of a run, from the config and a collector's description."""
+    c = config.collect
+    return StoreSpec(
+        model_id=info.model_id,
+        model_revision=info.model_revision,
+        architecture=info.architecture,
+        d_model=info.d_model,
+        n_model_layers=info.n_model_layers,
+        tokenizer_fingerprint=info.tokenizer_fingerprint,
+        site=c.site,
+        site_template=c.site_template,
+        layers=info.layers,
+        token=c.token,
+        neutral=c.neutral,
+        max_new_tokens=c.max_new_tokens,
+        demonstrations_fingerprint=info.demonstrations_fingerprint,
+        n_rows=info.n_rows,
+        rows_per_shard=c.rows_per_shard,
+        dtype=config.store.dtype,
+        codec=config.store.codec,
+    )
+
+
+def _task_cause(error: RayTaskError) -> BaseException:
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+class ShardScheduler:
+    """Runs the pending shards of one store over a pool of collector actors.
+
+    Args:
+        config: the run's config.
+        demos_ref: object ref of the demonstration list (shared by all actors).
+        store_url: normalised store URL.
+        layout: the actor layout.
+        on_result: called on the driver after each completed shard (progress, tests).
+    """
+
+    def __init__(
+        self,
+        config: SeaConfig,
+        demos_ref: Any,
+        store_url: str,
+        layout: ActorLayout,
+        on_result: Callable[[ShardResult], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.demos_ref = demos_ref
+        self.store_url = store_url
+        self.layout = layout
+        self.on_result = on_result
+        env = faults.fault_env()
+        self._options: dict[str, Any] = {
+            "num_cpus": layout.num_cpus,
+            "num_gpus": layout.num_gpus,
+            "max_restarts": 0,  # the driver replaces dead actors itself and re-queues shards
+            "runtime_env": {"env_vars": env} if env else None,
+        }
+        self._actor_config = config
+        if layout.device != config.model.device:
+            self._actor_config = dataclasses.replace(
+                config, model=dataclasses.replace(config.model, device=layout.device)
+            )
+        # Named (sea-dist-collector-<run>-<slot>-<generation>) so `ray list actors` shows them.
+        self.run_id = uuid.uuid4().hex[:8]
+        self.generation = [0] * layout.num_actors
+        self.actors: list[Any] = [self._new_actor(slot) for slot in range(layout.num_actors)]
+        self.retried = 0
+        self.replaced = 0
+
+    def _new_actor(self, slot: int) -> Any:
+        name = f"{ACTOR_PREFIX}{self.run_id}-{slot}-{self.generation[slot]}"
+        return CollectorActor.options(name=name, **self._options).remote(
+            self._actor_config, self.demos_ref, self.store_url, self.layout.torch_threads
+        )
+
+    def describe(self) -> CollectorInfo:
+        """Load the model in every actor and check they all record the same thing."""
+        try:
+            infos: list[CollectorInfo] = ray.get([a.setup.remote() for a in self.actors])
+        except RayTaskError as error:
+            raise _task_cause(error) from None
+        first = infos[0]
+        for other in infos[1:]:
+            if other.identity() != first.identity():
+                diffs = [k for k, v in first.identity().items() if other.identity()[k] != v]
+                raise CollectError(
+                    f"collectors: expected every node to load the same model and data, found "
+                    f"{diffs[0]} differing between {first.host} and {other.host}; use one model "
+                    "revision and one data file on all nodes"
+                )
+        return first
+
+    def _replace(self, slot: int) -> None:
+        ray.kill(self.actors[slot], no_restart=True)
+        self.generation[slot] += 1
+        self.actors[slot] = self._new_actor(slot)
+        self.replaced += 1
+
+    def run(self, shards: Sequence[int], progress: Callable[[ShardResult], None]) -> None:
+        """Run ``shards`` to completion.
+
+        Raises:
+            CollectError: a shard failed ``collect.max_retries + 1`` times.
+            SeaDistError: a collector refused its input (bad data, incompatible store): re-raised
+                at once, since retrying cannot help.
+        """
+        c = self.config.collect
+        queue = deque(shards)
+        failures: dict[int, int] = {}
+        load = [0] * len(self.actors)
+        in_flight: dict[Any, tuple[int, int, int]] = {}  # ref -> (shard, slot, generation)
+
+        def fill(slot: int) -> None:
+            while queue and load[slot] < c.max_in_flight:
+                shard = queue.popleft()
+                ref = self.actors[slot].run_shard.remote(shard)
+                in_flight[ref] = (shard, slot, self.generation[slot])
+                load[slot] += 1
+
+        for slot in range(len(self.actors)):
+            fill(slot)
+        completed = 0
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                shard, slot, generation = in_flight.pop(ref)
+                if generation == self.generation[slot]:
+                    load[slot] -= 1
+                try:
+                    result: ShardResult = ray.get(ref)  # ready: returns at once
+                except RayActorError as error:
+                    if generation == self.generation[slot]:
+                        log.warning(
+                            "collector %d died in shard %d (%s); replacing it",
+                            slot,
+                            shard,
+                            type(error).__name__,
+                        )
+                        self._replace(slot)
+                        load[slot] = 0
+                    self._retry(shard, failures, queue, error)
+                except RayTaskError as error:
+                    cause = _task_cause(error)
+                    if isinstance(cause, SeaDistError):
+                        raise cause from None
+                    log.warning("shard %d failed: %s", shard, str(cause).splitlines()[0])
+                    self._retry(shard, failures, queue, error)
+                else:
+                    completed += 1
+                    progress(result)
+                    if self.on_result is not None:
+                        self.on_result(result)
+                    faults.maybe_exit_driver(completed)
+                for other in range(len(self.actors)):
+                    fill(other)
+
+    def _retry(
+        self, shard: int, failures: dict[int, int], queue: deque[int], error: Exception
+    ) -> None:
+        failures[shard] = failures.get(shard, 0) + 1
+        if failures[shard] > self.config.collect.max_retries:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise CollectError(
+                f"shard {shard}: expected to succeed within {self.config.collect.max_retries} "
+                f"retries, found {failures[shard]} failures (last: {reason}); fix the cause "
+                "and re-run: finished shards are kept"
+            )
+        self.retried += 1
+        queue.appendleft(shard)  # retry first, so a poison shard fails fast
+
+    def shutdown(self) -> None:
+        """Kill every collector (frees their CPUs/GPUs for the next run)."""
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def _cluster_nodes() -> list[dict[str, float]]:
+    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+def collect(
+    config: SeaConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_result: Callable[[ShardResult], None] | None = None,
+    demos: Sequence[Demonstration] | None = None,
+) -> CollectSummary:
+    """Collect the activations ``config`` describes into its store (resuming if possible).
+
+    Joins the Ray cluster at ``collect.ray_address`` (or starts a local one, as Ray does) when
+    Ray is not initialised yet.
+
+    Args:
+        config: model, data, collect and store sections are used.
+        overwrite: replace an existing store even if it is incompatible
+            (``store.overwrite`` does the same).
+        progress: show a progress bar (demonstrations/s, tokens/s, ETA).
+        on_result: called after each completed shard.
+        demos: the demonstrations to record (default: loaded from ``config.data``).
+
+    Returns:
+        The run's :class:`CollectSummary`.
+
+    Raises:
+        StoreError: the store exists with another identity and ``overwrite`` is false.
+        CollectError: a shard kept failing.
+    """
+    if not ray.is_initialized():
+        ray.init(address=config.collect.ray_address, include_dashboard=False)
+    started = time.perf_counter()
+    demonstrations = list(demos) if demos is not None else load_demonstrations(config.data)
+    url = normalise_url(config.store.url)
+    layout = plan_actors(config.collect, config.model.device, _cluster_nodes())
+    log.info(
+        "collecting %d demonstrations into %s with %d actors (%g CPUs, %g GPUs each)",
+        len(demonstrations),
+        url,
+        layout.num_actors,
+        layout.num_cpus,
+        layout.num_gpus,
+    )
+    scheduler = ShardScheduler(config, ray.put(demonstrations), url, layout, on_result)
+    try:
+        info = scheduler.describe()
+        spec = store_spec(config, info)
+        store = ActivationStore.create(url, spec, overwrite=overwrite or config.store.overwrite)
+        pending = store.pending_shards()
+        summary = CollectSummary(
+            store_url=url,
+            rows=spec.n_rows,
+            shards=spec.n_shards,
+            num_actors=layout.num_actors,
+            shards_skipped=spec.n_shards - len(pending),
+        )
+        done_rows = spec.n_rows - sum(
+            spec.shard_rows(s)[1] - spec.shard_rows(s)[0] for s in pending
+        )
+        bar = tqdm(
+            total=spec.n_rows,
+            initial=done_rows,
+            unit="demo",
+            disable=not progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            desc="collect",
+        )
+        run_started = time.perf_counter()
+
+        def advance(result: ShardResult) -> None:
+            summary.results.append(result)
+            summary.shards_collected += 1
+            summary.rows_collected += result.rows
+            summary.tokens += result.tokens
+            elapsed = max(time.perf_counter() - run_started, 1e-9)
+            bar.update(result.rows)
+            bar.set_postfix(tok_s=f"{summary.tokens / elapsed:.0f}", refresh=False)
+
+        try:
+            scheduler.run(pending, advance)
+        finally:
+            bar.close()
+    finally:
+        scheduler.shutdown()
+    summary.shards_retried = scheduler.retried
+    summary.actors_replaced = scheduler.replaced
+    summary.wall_seconds = time.perf_counter() - started
+    summary.store_bytes = store_size(url)
+    for line in summary.lines():
+        log.info(line)
+    return summary

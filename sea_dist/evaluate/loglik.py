@@ -1,0 +1,171 @@
+"""Log-likelihood of token spans and of (prompt, completion) pairs, in length-sorted padded batches.
+
+The scoring primitive of every benchmark here: the sum of the log-probabilities the model gives the
+completion's tokens after the prompt. Sequences are sorted by length and right-padded, so the
+padding never shifts a real token's position and a batched score equals the one-at-a-time score
+up to float rounding; only the completion positions' logits go through the log-softmax (memory
+``tokens x vocab``, not ``batch x length x vocab``). Identical pairs are scored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sea_dist.errors import DataError, expected_found
+
+
+@dataclass(frozen=True)
+class SpanScores:
+    """Summed log-probabilities of scored spans.
+
+    Attributes:
+        logprob: ``(n,)`` float64, sum over the span's tokens of ``log p(token | prefix)``.
+        n_tokens: ``(n,)`` int64, tokens in each span.
+    """
+
+    logprob: np.ndarray
+    n_tokens: np.ndarray
+
+    @property
+    def mean_logprob(self) -> np.ndarray:
+        """``(n,)`` float64 length-normalised log-probability (0 for an empty span)."""
+        return self.logprob / np.maximum(self.n_tokens, 1)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")
+
+
+def score_spans(
+    model: torch.nn.Module,
+    sequences: Sequence[Sequence[int]],
+    starts: Sequence[int],
+    batch_size: int = 8,
+    pad_id: int = 0,
+) -> SpanScores:
+    """Sum ``log p(tokens[i] | tokens[:i])`` for ``i`` in ``[start, len)`` of each sequence.
+
+    Args:
+        model: a causal LM returning ``.logits`` of shape ``(batch, seq, vocab)``.
+        sequences: token ids per sequence.
+        starts: first scored position per sequence (>= 1: position 0 has no prefix).
+        batch_size: sequences per forward pass.
+        pad_id: id used for right padding (masked out, never scored).
+
+    Returns:
+        Per-sequence summed log-probabilities and scored-token counts, in input order.
+    """
+    if batch_size < 1:
+        raise DataError(expected_found("batch_size", "an integer >= 1", batch_size))
+    n = len(sequences)
+    logprob = np.zeros(n, dtype=np.float64)
+    counts = np.array([max(0, len(s) - b) for s, b in zip(sequences, starts)], dtype=np.int64)
+    if any(b < 1 for b in starts):
+        raise DataError(
+            expected_found(
+                "score start",
+                "positions >= 1 (a prefix token)",
+                min(starts),
+                "add a BOS token before the completion",
+            )
+        )
+    device = _device(model)
+    order = sorted(range(n), key=lambda i: -len(sequences[i]))
+    with torch.no_grad():
+        for first in range(0, n, batch_size):
+            rows = [i for i in order[first : first + batch_size] if counts[i] > 0]
+            if not rows:
+                continue
+            width = max(len(sequences[i]) for i in rows)
+            ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            mask = torch.zeros(len(rows), width, dtype=torch.long)
+            scored = torch.zeros(len(rows), width - 1, dtype=torch.bool)
+            for row, i in enumerate(rows):
+                seq = sequences[i]
+                ids[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+                mask[row, : len(seq)] = 1
+                # logits at position t predict token t + 1
+                scored[row, starts[i] - 1 : len(seq) - 1] = True
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            picked = logits[:, :-1][scored.to(device)].float()  # (tokens, vocab)
+            targets = ids[:, 1:][scored].to(device)
+            token_lp = picked.log_softmax(-1).gather(-1, targets[:, None])[:, 0]
+            row_of = torch.nonzero(scored)[:, 0].to(device)
+            sums = torch.zeros(len(rows), dtype=torch.float64, device=device)
+            sums.index_add_(0, row_of, token_lp.double())
+            logprob[rows] = sums.cpu().numpy()
+    return SpanScores(logprob=logprob, n_tokens=counts)
+
+
+def encode_pair(tokenizer: Any, prompt: str, completion: str) -> tuple[list[int], int]:
+    """Token ids of ``prompt + completion`` and the index of the first completion token.
+
+    The full text is tokenised at once (what the model sees when it generates the completion);
+    when that merges tokens across the boundary, prompt and completion are tokenised separately
+    and concatenated instead, so the completion tokens are exactly the completion's.
+
+    Raises:
+        DataError: the prompt tokenises to nothing and the tokenizer has no BOS token.
+    """
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    full = list(tokenizer(prompt + completion)["input_ids"])
+    if full[: len(prompt_ids)] != prompt_ids:
+        full = prompt_ids + list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    start = len(prompt_ids)
+    if start == 0:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is None:
+            raise DataError(
+                expected_found(
+                    "prompt",
+                    "at least one token",
+                    repr(prompt),
+                    "use a non-empty prompt or a tokenizer with BOS",
+                )
+            )
+        full, start = [int(bos), *full], 1
+    return full, start
+
+
+def score_completions(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    pairs: Sequence[tuple[str, str]],
+    batch_size: int = 8,
+    max_length: int | None = None,
+) -> SpanScores:
+    """Summed log-probability of each completion given its prompt.
+
+    Args:
+        model: a causal LM (hooks applied to it are in effect).
+        tokenizer: its tokenizer (``pad_token_id`` used for padding, 0 when unset).
+        pairs: ``(prompt text, completion text)``; the completion is appended to the prompt as is
+            (a template's ``completion()`` adds any leading space).
+        batch_size: sequences per forward pass.
+        max_length: longest sequence fed to the model; longer ones lose prompt tokens from the
+            left (the completion is always kept whole).
+
+    Returns:
+        Per-pair summed log-probabilities and completion token counts, in input order.
+    """
+    unique = list(dict.fromkeys(pairs))
+    encoded = [encode_pair(tokenizer, prompt, completion) for prompt, completion in unique]
+    sequences, starts = [], []
+    for ids, start in encoded:
+        if max_length is not None and len(ids) > max_length:
+            cut = min(len(ids) - max_length, start - 1)
+            ids, start = ids[cut:], start - cut
+        sequences.append(ids)
+        starts.append(start)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    scores = score_spans(model, sequences, starts, batch_size, 0 if pad_id is None else pad_id)
+    index = {pair: i for i, pair in enumerate(unique)}
+    rows = np.array([index[pair] for pair in pairs], dtype=np.int64)
+    return SpanScores(logprob=scores.logprob[rows], n_tokens=scores.n_tokens[rows])

@@ -1,0 +1,176 @@
+"""Streaming cross-covariance statistics of one layer, as plain numpy.
+
+A pass over the store accumulates *uncentred* sums in float64 (DESIGN.md section 1, with
+``X = phi(H)`` etc. when a feature map is used):
+
+    cross_pos = X^T X+        cross_neg = X^T X-        (d x d)
+    sum_neutral = 1^T X       sum_positive = 1^T X+      sum_negative = 1^T X-   (d,)
+
+Centring is applied afterwards, ``Omega_c = X^T X+ / N - mu mu+^T``, so one pass serves both the
+centred and the uncentred fit (fine numerically for activations in float64). For the thin-QR
+route (N < d) the moments carry the feature-mapped rows themselves instead of the d x d products.
+
+The signature of a layer, a cheap score to help choose layers, is the sum of singular values of
+the cross-covariance between the stacked activations ``[X+; X-]`` (2N x d) and their labels
+``y = [+1; -1]``, both centred. ``y`` has zero mean, so that d x 1 cross-covariance is
+``X+^T 1 / (2N) - X-^T 1 / (2N) = (mu+ - mu-) / 2`` and its only singular value is
+``||mu+ - mu-|| / 2``; it needs nothing beyond the sums above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sea_dist.errors import FitError
+
+
+@dataclass
+class LayerMoments:
+    """Sums over a set of rows of one layer (float64).
+
+    Attributes:
+        n_rows: number of rows summed.
+        sum_neutral, sum_positive, sum_negative: (d,) column sums of X, X+, X-.
+        cross_pos, cross_neg: (d, d) ``X^T X+`` and ``X^T X-``; None when ``rows`` is kept.
+        rows: ``(X, X+, X-)``, each (n_rows, d), kept for the thin-QR route instead of the products.
+    """
+
+    n_rows: int
+    sum_neutral: np.ndarray
+    sum_positive: np.ndarray
+    sum_negative: np.ndarray
+    cross_pos: np.ndarray | None = None
+    cross_neg: np.ndarray | None = None
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def d(self) -> int:
+        """Feature width."""
+        return int(self.sum_neutral.shape[0])
+
+    @classmethod
+    def empty(cls, d: int, keep_rows: bool) -> LayerMoments:
+        """Zero moments of width ``d``; with ``keep_rows`` the products are not allocated."""
+        if keep_rows:
+            rows = (np.empty((0, d)), np.empty((0, d)), np.empty((0, d)))
+            return cls(0, np.zeros(d), np.zeros(d), np.zeros(d), rows=rows)
+        return cls(0, np.zeros(d), np.zeros(d), np.zeros(d), np.zeros((d, d)), np.zeros((d, d)))
+
+    @classmethod
+    def from_rows(
+        cls, neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray, keep_rows: bool
+    ) -> LayerMoments:
+        """Moments of one block of (n, d) float64 rows (feature map already applied)."""
+        moments = cls.empty(neutral.shape[1], keep_rows)
+        moments.add_rows(neutral, positive, negative)
+        return moments
+
+    def add_rows(
+        self,
+        neutral: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        scratch: np.ndarray | None = None,
+    ) -> None:
+        """Accumulate a block of rows in place.
+
+        Args:
+            neutral, positive, negative: (n, d) float64, feature map already applied.
+            scratch: optional (d, d) float64 buffer reused for the products, so a long pass does
+                not allocate (and page-fault) a d x d temporary per block.
+        """
+        first = self.n_rows == 0
+        self.n_rows += neutral.shape[0]
+        self.sum_neutral += neutral.sum(axis=0)
+        self.sum_positive += positive.sum(axis=0)
+        self.sum_negative += negative.sum(axis=0)
+        if self.rows is not None:
+            old_neutral, old_positive, old_negative = self.rows
+            self.rows = (
+                np.concatenate([old_neutral, neutral]),
+                np.concatenate([old_positive, positive]),
+                np.concatenate([old_negative, negative]),
+            )
+            return
+        assert self.cross_pos is not None and self.cross_neg is not None
+        for total, other in ((self.cross_pos, positive), (self.cross_neg, negative)):
+            if first and total.flags.writeable:
+                np.matmul(neutral.T, other, out=total)  # the zeros need no add
+            elif scratch is None:
+                total += neutral.T @ other
+            else:
+                np.matmul(neutral.T, other, out=scratch)
+                total += scratch
+
+    def merged(self, other: LayerMoments) -> LayerMoments:
+        """Sum of two moments over disjoint rows (new arrays: inputs may be read-only, e.g. Ray)."""
+        rows = None
+        if self.rows is not None and other.rows is not None:
+            rows = tuple(np.concatenate(pair) for pair in zip(self.rows, other.rows))
+        cross = [
+            None if a is None or b is None else a + b
+            for a, b in ((self.cross_pos, other.cross_pos), (self.cross_neg, other.cross_neg))
+        ]
+        return LayerMoments(
+            self.n_rows + other.n_rows,
+            self.sum_neutral + other.sum_neutral,
+            self.sum_positive + other.sum_positive,
+            self.sum_negative + other.sum_negative,
+            cross[0],
+            cross[1],
+            rows,  # type: ignore[arg-type]
+        )
+
+    def means(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mu, mu+, mu-)``, each (d,) float64 feature means over the rows."""
+        if self.n_rows == 0:
+            raise FitError("moments: expected at least one row, found 0; the store is empty")
+        n = float(self.n_rows)
+        return self.sum_neutral / n, self.sum_positive / n, self.sum_negative / n
+
+    def signature(self) -> float:
+        """Sum of singular values of Cov([X+; X-], [+1; -1]) = ``||mu+ - mu-|| / 2``."""
+        _, mu_pos, mu_neg = self.means()
+        return float(np.linalg.norm(mu_pos - mu_neg) / 2.0)
+
+    def cross_covariance(self, sign: str, centre: bool, in_place: bool = False) -> np.ndarray:
+        """Omega+ (``sign="pos"``) or Omega- (``"neg"``), (d, d) float64.
+
+        Args:
+            sign: ``pos`` or ``neg``.
+            centre: subtract the feature means (``Omega = X^T X+ / N - mu mu+^T``).
+            in_place: reuse the stored product's memory (it is consumed); saves a d x d copy.
+        """
+        cross = self.cross_pos if sign == "pos" else self.cross_neg
+        if cross is None:
+            raise FitError("moments: expected cross products, found rows only (thin-QR moments)")
+        mu, mu_pos, mu_neg = self.means()
+        other_mean = mu_pos if sign == "pos" else mu_neg
+        if in_place and cross.flags.writeable:
+            omega = cross
+            omega /= self.n_rows
+        else:
+            omega = cross / self.n_rows
+        if centre:
+            # Row blocks keep the rank-1 correction from allocating a second d x d array.
+            step = 1024
+            for start in range(0, omega.shape[0], step):
+                omega[start : start + step] -= np.outer(mu[start : start + step], other_mean)
+        if in_place:
+            if sign == "pos":
+                self.cross_pos = None
+            else:
+                self.cross_neg = None
+        return omega
+
+    def centred_rows(self, centre: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, X+, X-)`` (each (N, d) float64), minus their means when ``centre``."""
+        if self.rows is None:
+            raise FitError("moments: expected kept rows (thin-QR route), found products only")
+        if not centre:
+            return self.rows
+        mu, mu_pos, mu_neg = self.means()
+        neutral, positive, negative = self.rows
+        return neutral - mu, positive - mu_pos, negative - mu_neg

@@ -1,0 +1,144 @@
+"""``fit_store``: activation store in, SEA projections (and optionally a fit folder) out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sea_dist.config import FitConfig
+from sea_dist.errors import FitError, expected_found
+from sea_dist.feature_maps import FeatureMap
+from sea_dist.fit.projections import fit_layer
+from sea_dist.fit.result import FitResult, LayerProjection, check_output_dir, now_utc
+from sea_dist.fit.svd import choose_path
+from sea_dist.store import ActivationStore, StoreSpec
+
+log = logging.getLogger(__name__)
+
+
+def fit_store(
+    store_url: str,
+    config: FitConfig | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    *,
+    progress: bool = False,
+    partitions: int | None = None,
+    layers: Sequence[int] | None = None,
+) -> FitResult:
+    """Fit SEA projections for every layer of a complete activation store.
+
+    One Dask pass computes all layers' statistics (float64, memory independent of N); then each
+    layer's Omega+ and Omega- go through the SVD path chosen by ``config.svd``.
+
+    Args:
+        store_url: activation store (local folder or fsspec URL).
+        config: fit settings; default ``FitConfig()``.
+        out: write the fit folder here (atomically); None keeps the result in memory only.
+        overwrite: replace a non-empty ``out``.
+        progress: show Dask's progress bar for the pass and a tqdm bar over layers for the SVDs.
+        partitions: row partitions per layer in the pass (None: automatic).
+        layers: fit only these recorded layers (model layer numbers); None fits all of them.
+
+    Returns:
+        The fitted projections.
+
+    Raises:
+        StoreError: the store is missing or incomplete.
+        FitError: bad settings for this store, a non-empty ``out``, or constant activations.
+    """
+    from tqdm.auto import tqdm
+
+    from sea_dist.fit.schedulers import open_scheduler
+    from sea_dist.fit.streaming import compute_moments
+
+    config = config or FitConfig()
+    store = ActivationStore.open(store_url)
+    store.require_complete()
+    spec = store.spec
+    selected = _select_layers(spec, layers)
+    feature_map = FeatureMap(config.feature_map, config.feature_map_scale)
+    path = choose_path(config.svd, spec.d_model, spec.n_rows)
+    _check_sizes(config, spec.n_rows, spec.d_model, path)
+    if out is not None:
+        check_output_dir(Path(out), overwrite)  # refuse before the expensive part
+
+    started = time.perf_counter()
+    with open_scheduler(config.scheduler) as scheduler:
+        moments = compute_moments(
+            store_url,
+            spec,
+            scheduler,
+            map_name=feature_map.name,
+            scale=feature_map.scale,
+            keep_rows=path == "qr",
+            chunk_rows=config.chunk_rows,
+            partitions=partitions,
+            progress=progress,
+            layers=selected,
+        )
+    log.info("statistics pass done in %.2fs", time.perf_counter() - started)
+
+    projections: list[LayerProjection] = []
+    for layer in tqdm(selected, desc="SVD", unit="layer", disable=not progress):
+        started = time.perf_counter()
+        projection = fit_layer(layer, moments.pop(layer), config, path)
+        log.info(
+            "layer %d: %s SVD, k+=%d (energy %.4f), k-=%d (energy %.4f), signature %.4g, %.2fs",
+            layer,
+            projection.svd_path,
+            projection.k_pos,
+            projection.energy_pos,
+            projection.k_neg,
+            projection.energy_neg,
+            projection.signature,
+            time.perf_counter() - started,
+        )
+        projections.append(projection)
+    result = FitResult(
+        layers=tuple(projections),
+        config=config,
+        store_url=store_url,
+        store_attrs=store.attrs(),
+        feature_map=feature_map,
+        created_at=now_utc(),
+    )
+    if out is not None:
+        result.save(out, overwrite=overwrite)
+        log.info("wrote %s", out)
+    return result
+
+
+def _select_layers(spec: StoreSpec, layers: Sequence[int] | None) -> tuple[int, ...]:
+    """The recorded layers to fit, in store order."""
+    if layers is None:
+        return spec.layers
+    if not layers or any(layer not in spec.layers for layer in layers):
+        raise FitError(
+            expected_found("layers", f"a non-empty subset of {list(spec.layers)}", list(layers))
+        )
+    return tuple(layer for layer in spec.layers if layer in layers)
+
+
+def _check_sizes(config: FitConfig, n_rows: int, d: int, path: str) -> None:
+    if config.centre and n_rows < 2:
+        raise FitError(
+            expected_found(
+                "store rows",
+                "at least 2 to centre",
+                n_rows,
+                "collect more demonstrations or pass --no-centre",
+            )
+        )
+    bound = min(n_rows, d) if path == "qr" else d
+    if config.fixed_k is not None and config.fixed_k > bound:
+        raise FitError(
+            expected_found(
+                "fixed_k",
+                f"<= {bound} ({'min(N, d)' if path == 'qr' else 'd'})",
+                config.fixed_k,
+                "lower --fixed-k",
+            )
+        )

@@ -1,0 +1,249 @@
+"""One Dask pass over the activation store: all layers' moments, memory independent of N.
+
+Graph shape. For each layer the rows are cut into ``partitions`` contiguous ranges; one task per
+range opens the Zarr arrays *by path* (so the graph holds only strings and integers and pickles
+on every scheduler, Dask-on-Ray included, which cannot pickle ``da.from_zarr`` arrays of zarr v3),
+reads its rows block by block, converts each block to float64, applies the feature map and folds
+it into a running :class:`~sea_dist.fit.covariance.LayerMoments`. A pairwise tree merges the
+partitions. Each task therefore holds one accumulator (2 d^2 float64, plus one d^2 scratch) and
+one block of rows, whatever N is. The thin-QR route (N < d, so N x d < d^2) instead reads the
+layer as a lazy Dask array (:func:`lazy_activations`) and materialises its rows. Everything is
+computed by a single ``dask.compute``.
+
+Block size: ``min(chunk_rows, max(256, d // 2))`` rows rounded to whole store chunks, so a block
+buffer is O(d^2) at most and GEMMs still see a few hundred rows.
+
+Partitions: local schedulers use one per layer (the BLAS already uses every local core, and one
+accumulator per layer keeps memory at its floor); ``distributed``/Ray use enough to fill the
+cluster's slots across layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import zarr
+
+from sea_dist.feature_maps import phi
+from sea_dist.fit.covariance import LayerMoments
+from sea_dist.fit.schedulers import Scheduler
+from sea_dist.store import StoreSpec
+
+log = logging.getLogger(__name__)
+
+MIN_BLOCK_ROWS = 256
+ROLES = ("neutral", "positive", "negative")
+
+
+def read_rows(url: str, name: str, layer_index: int, start: int, stop: int) -> np.ndarray:
+    """Read rows ``[start, stop)`` of one layer of a store array, opening it by path.
+
+    Returns:
+        (stop - start, d) array in the store's dtype.
+    """
+    array = zarr.open_array(store=url, path=name, mode="r")
+    return np.asarray(array[start:stop, layer_index, :])
+
+
+def _mapped(block: np.ndarray, map_name: str, scale: float) -> np.ndarray:
+    return phi(np.asarray(block, dtype=np.float64), map_name, scale)
+
+
+def block_ranges(
+    n_rows: int, rows_per_shard: int, d: int, chunk_rows: int
+) -> list[tuple[int, int]]:
+    """Row ranges read one at a time: whole store chunks, about ``min(chunk_rows, d/2)`` rows."""
+    wanted = min(chunk_rows, max(MIN_BLOCK_ROWS, d // 2))
+    block = max(1, round(wanted / rows_per_shard)) * rows_per_shard
+    return [(start, min(start + block, n_rows)) for start in range(0, n_rows, block)]
+
+
+def split_ranges(ranges: Sequence[tuple[int, int]], partitions: int) -> list[list[tuple[int, int]]]:
+    """Split consecutive ranges into at most ``partitions`` non-empty groups of near-equal size."""
+    parts = max(1, min(partitions, len(ranges)))
+    bounds = [round(i * len(ranges) / parts) for i in range(parts + 1)]
+    return [list(ranges[bounds[i] : bounds[i + 1]]) for i in range(parts)]
+
+
+def lazy_activations(
+    url: str, name: str, layer_index: int, spec: StoreSpec, chunk_rows: int
+) -> da.Array:
+    """One layer of a store array as a lazy (N, d) Dask array whose tasks open the store by path.
+
+    Args:
+        url: store URL (local folder or fsspec URL).
+        name: ``neutral``, ``positive`` or ``negative``.
+        layer_index: position of the layer on the arrays' axis 1 (not the model layer number).
+        spec: the store's spec.
+        chunk_rows: upper bound on rows per Dask chunk.
+    """
+    d = spec.d_model
+    read = dask.delayed(read_rows, pure=True)
+    blocks = [
+        da.from_delayed(
+            read(url, name, layer_index, start, stop), (stop - start, d), dtype=np.dtype(spec.dtype)
+        )
+        for start, stop in block_ranges(spec.n_rows, spec.rows_per_shard, d, chunk_rows)
+    ]
+    return da.concatenate(blocks, axis=0)
+
+
+def moments_task(
+    url: str, layer_index: int, ranges: list[tuple[int, int]], map_name: str, scale: float
+) -> LayerMoments:
+    """Accumulate the moments of one layer over ``ranges`` (one block in memory at a time)."""
+    arrays = [zarr.open_array(store=url, path=role, mode="r") for role in ROLES]
+    moments: LayerMoments | None = None
+    scratch: np.ndarray | None = None
+    for start, stop in ranges:
+        neutral, positive, negative = (
+            _mapped(np.asarray(array[start:stop, layer_index, :]), map_name, scale)
+            for array in arrays
+        )
+        if moments is None:
+            d = neutral.shape[1]
+            moments, scratch = LayerMoments.empty(d, keep_rows=False), np.empty((d, d))
+        moments.add_rows(neutral, positive, negative, scratch=scratch)
+        del neutral, positive, negative
+    assert moments is not None, "a partition always holds at least one range"
+    return moments
+
+
+def merge_task(first: LayerMoments, second: LayerMoments) -> LayerMoments:
+    """Sum the moments of two disjoint row sets."""
+    return first.merged(second)
+
+
+def rows_task(neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> LayerMoments:
+    """Moments that keep the (N, d) rows, for the thin-QR route."""
+    return LayerMoments.from_rows(neutral, positive, negative, keep_rows=True)
+
+
+def auto_partitions(scheduler: Scheduler, n_layers: int, n_blocks: int) -> int:
+    """Partitions per layer: 1 locally, else enough tasks to fill the cluster's slots."""
+    if scheduler.local:
+        return 1
+    return max(1, min(n_blocks, math.ceil(scheduler.slots / max(1, n_layers))))
+
+
+def moments_graph(
+    url: str,
+    spec: StoreSpec,
+    *,
+    map_name: str = "linear",
+    scale: float = 1.0,
+    keep_rows: bool = False,
+    chunk_rows: int = 4096,
+    partitions: int = 1,
+    layers: Sequence[int] | None = None,
+) -> dict[int, Any]:
+    """The lazy statistics of every layer (Dask ``Delayed`` objects, not yet computed).
+
+    Args:
+        url: store URL.
+        spec: the store's spec (layers, N, d, chunking).
+        map_name, scale: feature map applied to every row before the sums.
+        keep_rows: keep the (N, d) rows (thin-QR route) instead of the d x d products.
+        chunk_rows: upper bound on rows read per block.
+        partitions: row partitions per layer (each one accumulator task).
+        layers: the recorded layers to include (model layer numbers); None means all.
+
+    Returns:
+        Model layer number -> ``Delayed`` of its :class:`LayerMoments` over all N rows.
+    """
+    groups = split_ranges(
+        block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows), partitions
+    )
+    graph: dict[int, Any] = {}
+    mapper: Any = _mapped  # dask's stubs type map_blocks' function argument too narrowly
+    for layer in spec.layers if layers is None else layers:
+        index = spec.layers.index(layer)  # position on the arrays' axis 1
+        if keep_rows:
+            arrays = [
+                lazy_activations(url, role, index, spec, chunk_rows).map_blocks(
+                    mapper, map_name, scale, dtype=np.float64
+                )
+                for role in ROLES
+            ]
+            graph[layer] = dask.delayed(rows_task, pure=True)(*arrays)
+            continue
+        partials = [
+            dask.delayed(moments_task, pure=True)(url, index, group, map_name, scale)
+            for group in groups
+        ]
+        while len(partials) > 1:  # pairwise tree: depth log2(partitions)
+            pairs = [
+                dask.delayed(merge_task, pure=True)(partials[i], partials[i + 1])
+                for i in range(0, len(partials) - 1, 2)
+            ]
+            partials = pairs + ([partials[-1]] if len(partials) % 2 else [])
+        graph[layer] = partials[0]
+    return graph
+
+
+def compute_moments(
+    url: str,
+    spec: StoreSpec,
+    scheduler: Scheduler,
+    *,
+    map_name: str = "linear",
+    scale: float = 1.0,
+    keep_rows: bool = False,
+    chunk_rows: int = 4096,
+    partitions: int | None = None,
+    progress: bool = False,
+    layers: Sequence[int] | None = None,
+) -> dict[int, LayerMoments]:
+    """Compute every layer's moments in one ``dask.compute``.
+
+    Args:
+        url: store URL.
+        spec: the store's spec.
+        scheduler: an open scheduler (:func:`~sea_dist.fit.schedulers.open_scheduler`).
+        map_name, scale, keep_rows, chunk_rows: see :func:`moments_graph`.
+        partitions: row partitions per layer; None picks :func:`auto_partitions`.
+        progress: show Dask's progress bar (local schedulers).
+        layers: the recorded layers to include; None means all.
+
+    Returns:
+        Model layer number -> moments over all N rows.
+    """
+    ranges = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows)
+    selected = list(spec.layers if layers is None else layers)
+    parts = partitions or auto_partitions(scheduler, len(selected), len(ranges))
+    log.info(
+        "statistics pass: %d layer(s) x %d rows x d=%d, blocks of %d rows, %d partition(s) per "
+        "layer, scheduler %s%s",
+        len(selected),
+        spec.n_rows,
+        spec.d_model,
+        ranges[0][1] - ranges[0][0],
+        min(parts, len(ranges)),
+        scheduler.name,
+        ", keeping rows (thin-QR)" if keep_rows else "",
+    )
+    graph = moments_graph(
+        url,
+        spec,
+        map_name=map_name,
+        scale=scale,
+        keep_rows=keep_rows,
+        chunk_rows=chunk_rows,
+        partitions=parts,
+        layers=selected,
+    )
+    bar: Any = nullcontext()
+    if progress and scheduler.local:
+        from dask.diagnostics import ProgressBar
+
+        bar = ProgressBar()
+    with bar:
+        (result,) = dask.compute(graph, **scheduler.compute_kwargs)
+    return dict(result)
