@@ -64,14 +64,16 @@ def run_pipeline(
         SeaDistError: any stage refused its input (message says which and how to fix).
     """
     from sea_dist.artifacts.registry import Registry
-    from sea_dist.collect import collect
+    from sea_dist.collect.commands import init_ray
+    from sea_dist.collect.driver import collect
     from sea_dist.fit import fit_store
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     log.info("stage 1/4 collect -> %s", config.store.url)
-    collect(config, overwrite=overwrite_store)
+    init_ray(config.collect.ray_address)
+    collect(config, overwrite=overwrite_store, progress=progress)
     seconds["collect"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -169,6 +169,16 @@ class ActivationStore:
                 )
             log.info("resuming store %s: %d/%d shards done", url, *existing.progress())
             return existing
+        try:
+            return cls._create(url, spec)
+        except OSError as error:
+            raise StoreError(
+                f"store {url!r}: expected a writable location, found {type(error).__name__}: "
+                f"{error.strerror or error}; choose another store URL or free space"
+            ) from None
+
+    @classmethod
+    def _create(cls, url: str, spec: StoreSpec) -> ActivationStore:
         group = zarr.open_group(url, mode="w")
         attrs = spec.to_attrs()
         attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -193,9 +203,18 @@ class ActivationStore:
         log.info("created store %s (%d rows, %d shards)", url, n, spec.n_shards)
         return cls(url, group, spec)
 
+    def array(self, name: str) -> zarr.Array:
+        """The Zarr array ``name`` of this store."""
+        array = self.group.get(name)
+        if not isinstance(array, zarr.Array):
+            raise StoreError(
+                f"store array: expected one of {sorted(self.group.array_keys())}, found {name!r}"
+            )
+        return array
+
     def done_shards(self) -> set[int]:
         """Shards whose completion marker is set."""
-        marks = np.asarray(self.group["shard_done"][:])
+        marks = np.asarray(self.array("shard_done")[:])
         return {int(i) for i in np.flatnonzero(marks)}
 
     def pending_shards(self) -> list[int]:
@@ -240,13 +259,21 @@ class ActivationStore:
                 )
         if len(row_ids) != rows or len(generated) != rows or len(n_tokens) != rows:
             raise StoreError(f"shard {shard}: expected {rows} row ids/generations/token counts")
-        for name in ACTIVATION_ARRAYS:
-            self.group[name][start:stop] = activations[name].astype(self.spec.dtype, copy=False)
-        self.group["row_ids"][start:stop] = np.asarray(row_ids, dtype=str)
-        self.group["generated"][start:stop] = np.asarray(generated, dtype=str)
-        self.group["n_tokens"][start:stop] = np.asarray(n_tokens, dtype=np.int64)
-        # The marker goes last: a crash before this line leaves the shard pending.
-        self.group["shard_done"][shard] = 1
+        try:
+            for name in ACTIVATION_ARRAYS:
+                array = activations[name].astype(self.spec.dtype, copy=False)
+                self.array(name)[start:stop] = array
+            self.array("row_ids")[start:stop] = np.asarray(row_ids, dtype=str)
+            self.array("generated")[start:stop] = np.asarray(generated, dtype=str)
+            self.array("n_tokens")[start:stop] = np.asarray(n_tokens, dtype=np.int64)
+            # The marker goes last: a crash before this line leaves the shard pending.
+            self.array("shard_done")[shard] = 1
+        except OSError as error:
+            raise StoreError(
+                f"store {self.url!r} shard {shard}: expected a writable store, found "
+                f"{type(error).__name__}: {error.strerror or error}; free space and re-run to "
+                "resume (the shard stays pending)"
+            ) from None
 
     def require_complete(self) -> None:
         """Raise unless every shard is done (fitting an incomplete store would be wrong)."""
@@ -259,9 +286,7 @@ class ActivationStore:
 
     def read(self, name: str, rows: slice | None = None) -> np.ndarray:
         """Read an array (or a row slice of it) into memory."""
-        if name not in self.group:
-            raise StoreError(f"store array: expected one of {sorted(self.group)}, found {name!r}")
-        return np.asarray(self.group[name][rows if rows is not None else slice(None)])
+        return np.asarray(self.array(name)[rows if rows is not None else slice(None)])
 
     def iter_shards(self) -> Iterator[tuple[int, int, int]]:
         """Yield ``(shard, start, stop)`` for every shard."""

@@ -22,7 +22,6 @@ from tree_snapshot import changes, tree_digest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     import ray
@@ -58,7 +57,9 @@ def _config(ws: Workspace, name: str, model: Path, data: dict[str, str], **colle
 
 def _good_demos(ws: Workspace) -> str:
     path = ws.root / "cwd" / "good.jsonl"
-    rows = [{"id": str(i), "prompt": f"Q{i}?", "positive": "yes", "negative": "no"} for i in range(4)]
+    rows = [
+        {"id": str(i), "prompt": f"Q{i}?", "positive": "yes", "negative": "no"} for i in range(4)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(path)
 
@@ -96,13 +97,6 @@ def test_collect_refuses_layers_outside_the_model(
 
 
 @pytest.mark.fault
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'sea-dist collect' with a store URL that cannot be created (here below a regular "
-    "file: NotADirectoryError; likewise a read-only or full disk) ends in a traceback: "
-    "ActivationStore.create (sea_dist/store/zarr_store.py) lets OSError escape and the collect "
-    "command does not map it; raise StoreError naming the URL",
-)
 def test_collect_into_an_unwritable_store_is_one_line(
     ray_cluster: None,
     tiny_model_folder: Path,
