@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = {"a": [], "b": [], "c": []}
     for run in range(3):
         runs["a"].append(timed(device, bare)[0])
-        runs["b"].append(timed(device, lambda: sea(run))[0])
+        runs["b"].append(timed(device, lambda run=run: sea(run))[0])
     ref_demos = demos[: args.reference_limit]
     ref_tokens = tokens * len(ref_demos) / len(demos)
     for _ in range(2):

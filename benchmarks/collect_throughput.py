@@ -11,13 +11,14 @@ Rows (demo model SmolLM2-135M-Instruct, fp32, CPU, ``neutral: prompt``, all 30 l
 site, ``token: last``):
 
 - (a) bare: the recorder's own batches (same sequences, same length-sorted batches per shard,
-  same padding), ``model(...)`` with no hooks and no writes, in this process (all cores).
+  same padding), ``model(...)`` with no hooks and no writes, in this process (with 1 thread or
+  all cores, whichever a short probe finds faster).
 - (b) sea-dist: :func:`sea_dist.collect.collect` end to end on an already running local Ray
   cluster (as on a real cluster; Ray's start is printed separately): actor start, model load,
   recording, Zarr writes, markers; 1 actor (all cores) and 2 actors (one core each).
 - (c) reference approach: per demonstration three batch-1 forwards (prompt alone for the neutral
   state, prompt + positive, prompt + negative) with ``output_hidden_states=True``, last token of
-  every layer kept in a list, stacked and saved once with ``np.save``.
+  every layer kept in a list, stacked and saved once with ``np.savez`` (threads chosen like (a)).
 
 tokens/s uses one numerator for every row: the tokens of the prompt + positive and prompt +
 negative sequences (what sea-dist runs in ``prompt`` mode), so the rows compare time for the
@@ -121,6 +122,24 @@ def reference_approach(
     return time.perf_counter() - started, arrays
 
 
+def fastest_threads(run: Any, cpus: int) -> int:
+    """The torch thread count (1 or all CPUs) under which ``run()`` (a short probe) is faster.
+
+    The baselines (a) and (c) run in this process; picking their faster setting keeps them
+    honest on a shared machine, where all-core OpenMP can be several times slower than one
+    thread.
+    """
+    timings = {}
+    for threads in sorted({1, cpus}):
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        run()
+        timings[threads] = time.perf_counter() - started
+    best = min(timings, key=lambda t: timings[t])
+    torch.set_num_threads(best)
+    return best
+
+
 def generate_cost(
     loaded: LoadedModel,
     template: Any,
@@ -128,10 +147,16 @@ def generate_cost(
     layers: tuple[int, ...],
     max_new_tokens: int,
     batch_size: int,
-) -> list[tuple[str, float, int]]:
-    """``generate`` mode (generation + readout pass), batched vs one at a time; prompt mode too."""
+) -> tuple[list[tuple[str, float, int]], str]:
+    """``generate`` mode (generation + readout pass), batched vs one at a time; prompt mode too.
+
+    Returns:
+        Rows ``(label, seconds, generated tokens)`` and a line comparing the batched and the
+        one-at-a-time generations and neutral activations.
+    """
     sites = site_modules(loaded.model, layers, "residual")
     rows = []
+    outputs = []
     runs: list[tuple[str, Literal["generate", "prompt"], int]] = [
         ("generate, batched", "generate", batch_size),
         ("generate, one at a time", "generate", 1),
@@ -152,7 +177,15 @@ def generate_cost(
             for g in recorded.generated
         )
         rows.append((label, seconds, new_tokens))
-    return rows
+        outputs.append(recorded)
+    batched, single = outputs[0], outputs[1]
+    same = sum(a == b for a, b in zip(batched.generated, single.generated))
+    error = np.abs(batched.neutral - single.neutral).max() / np.abs(single.neutral).max()
+    check = (
+        f"batched vs one at a time: {same}/{len(demos)} identical generations, max relative "
+        f"difference of neutral activations {error:.1e}"
+    )
+    return rows, check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,9 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     results: dict[str, tuple[float, int]] = {}
+    probe = demos[: args.rows_per_shard]
+    threads_a = fastest_threads(
+        lambda: bare_forward(loaded, recorder, probe, args.rows_per_shard, args.batch_size), cpus
+    )
     results["a"] = bare_forward(loaded, recorder, demos, args.rows_per_shard, args.batch_size)
     tokens = results["a"][1]
-    print(f"(a) done: {tokens} tokens in {results['a'][0]:.1f} s")
+    print(f"(a) done: {tokens} tokens in {results['a'][0]:.1f} s, {threads_a} threads")
 
     ray_started = time.perf_counter()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
@@ -219,9 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"(b) {actors} actor(s) done in {summary.wall_seconds:.1f} s")
     ray.shutdown()
 
+    threads_c = fastest_threads(
+        lambda: reference_approach(loaded, template, demos[:8], workdir / "probe.npz"), cpus
+    )
     seconds_c, reference = reference_approach(loaded, template, demos, workdir / "reference.npz")
     results["c"] = (seconds_c, tokens)
-    print(f"(c) done in {seconds_c:.1f} s")
+    print(f"(c) done in {seconds_c:.1f} s, {threads_c} threads")
 
     # Sanity: the store agrees with the reference code on every layer but the last (whose
     # output_hidden_states entry has the final norm applied).
@@ -232,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("neutral", "positive", "negative"):
         ours, theirs = store.read(name)[:, :-1], reference[name][:, :-1]
         errors.append(float(np.abs(ours - theirs).max() / np.abs(theirs).max()))
-    gen_rows = generate_cost(
+    gen_rows, gen_check = generate_cost(
         loaded, template, demos[: args.generate_limit], layers, args.max_new_tokens, args.batch_size
     )
 
@@ -244,10 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| run | wall s | demos/s | tokens/s | vs (a) | vs (c) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     labels = {
-        "a": "(a) bare batched forward, no hooks/writes",
+        "a": f"(a) bare batched forward, no hooks/writes ({threads_a} threads)",
         "b1": "(b) sea-dist collect, 1 actor x 2 threads",
         "b2": "(b) sea-dist collect, 2 actors x 1 thread",
-        "c": "(c) reference: batch 1, output_hidden_states",
+        "c": f"(c) reference: batch 1, output_hidden_states ({threads_c} threads)",
     }
     for key, label in labels.items():
         seconds, _ = results[key]
@@ -262,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"\ngenerate mode, {len(demos[: args.generate_limit])} demonstrations, "
-        f"max_new_tokens {args.max_new_tokens} (in process, all cores):"
+        f"max_new_tokens {args.max_new_tokens} (in process, {torch.get_num_threads()} threads):"
     )
     print("| recording | wall s | demos/s | generated tokens | vs one at a time |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -272,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {label} | {seconds:.1f} | {args.generate_limit / seconds:.2f} | {new_tokens} | "
             f"{one / seconds:.2f}x |"
         )
+    print(gen_check)
     print(f"\nload average at the end: {_load_avg()}")
     print(f"RESULT b_over_a={rate('b2') / rate('a'):.2f} b_over_c={rate('b2') / rate('c'):.2f}")
     return 0

@@ -249,6 +249,8 @@ def main() -> None:
         "sea-dist folded (average)": lambda: fold_into(loaded, average, layers=list(chosen)),
         "dense d x d hooks (l2)": lambda: dense_hooks(model, edit, chosen),
     }
+    if edit.site not in ("mlp", "attn"):  # a residual-site edit has no single linear to fold into
+        del variants["sea-dist folded (average)"]
     for enter in variants.values():  # warm-up: first-call allocations, lazy imports
         with enter():
             generate()

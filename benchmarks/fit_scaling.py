@@ -168,7 +168,8 @@ class _PassTimer(logging.Handler):
     seconds = float("nan")
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("statistics pass done in"):
+        # The first pass is the timed fit; a later one (the uncentred k) must not overwrite it.
+        if record.getMessage().startswith("statistics pass done in") and np.isnan(self.seconds):
             _PassTimer.seconds = float(record.args[0])  # type: ignore[arg-type,index]
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sea_dist.artifacts.loader import Artifact, Framework, artifact_from_bytes, write_local_copy
+from sea_dist.artifacts.loader import (
+    Artifact,
+    Framework,
+    MissingArtifactFileError,
+    artifact_from_bytes,
+    write_local_copy,
+)
 from sea_dist.artifacts.manifest import (
     MANIFEST_FILE,
     PROJECTIONS_FILE,
@@ -55,6 +61,8 @@ class HttpRegistry:
                 message, kind = str(info["message"]), str(info["type"])
             except (ValueError, KeyError, TypeError):
                 message, kind = f"HTTP {error.code} from {address}", "RegistryError"
+            if kind == MissingArtifactFileError.__name__:  # a damaged version, not a bad ref
+                raise MissingArtifactFileError(message) from None
             if error.code == 404:
                 raise NotFoundError(message) from None
             if kind == "ArtifactError":

@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--history", metavar="ALIAS", default=None, help="print this alias's moves")
     p = add("serve", "serve the read-only HTTP API", _serve)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765, 0 = any)")
+    p.add_argument("--port", type=_port, default=8765, help="port 0..65535 (default 8765, 0 = any)")
     p.add_argument(
         "--allow-remote",
         action="store_true",
@@ -101,6 +101,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     p = add("reindex", "rebuild the listing index from the manifests", _reindex)
     p.add_argument("name", metavar="NAME", nargs="?", default=None)
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number 0..65535 (a bad one is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number 0..65535, found {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, found {value}")
+    return value
 
 
 def _storage_errors(handler: Any) -> Any:

@@ -21,9 +21,12 @@ Downloads carry ``X-Content-SHA256`` (hex sha256 of the body, taken from the man
 projections), ``ETag`` and ``X-Artifact-Ref``; clients verify the body against it.
 
 Errors: ``{"error": {"status": N, "type": "...", "message": "..."}}`` with 400 (malformed name,
-reference, parameter or path traversal attempt), 404 (unknown path, name, version, alias),
-405 (any method but GET/HEAD), 413 (a request body), 414 (URL over 2048 characters), 500
-(a damaged artifact, or an internal error whose details go to the server log only).
+reference, parameter or path traversal attempt, malformed request), 404 (unknown path, name,
+version, alias, or a file missing from a published version: type ``MissingArtifactFileError``),
+405 (any method but GET/HEAD, unknown methods included), 413 (a request body), 414 (URL over
+2048 characters, or a request line over 64 KiB), 431 (a header line over 64 KiB or more than 100
+headers), 500 (a damaged artifact, or an internal error whose details go to the server log only).
+Errors that ``http.server`` itself detects while parsing the request get the same JSON document.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sea_dist.artifacts.loader import MissingArtifactFileError
 from sea_dist.artifacts.manifest import ARTIFACT_FILES, MANIFEST_FILE
 from sea_dist.artifacts.refs import NotFoundError, check_name
 from sea_dist.artifacts.registry import Registry
@@ -42,6 +47,7 @@ from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import ArtifactError, RegistryError, SeaDistError, expected_found
 
 MAX_URL = 2048
+MAX_MESSAGE = 300
 CHUNK = 1 << 20
 DEFAULT_PORT = 8765
 log = logging.getLogger(__name__)
@@ -84,7 +90,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, kind: str, message: str) -> None:
         self.close_connection = True
-        self._json(status, {"error": {"status": status, "type": kind, "message": message}})
+        self._json(
+            status,
+            {"error": {"status": status, "type": kind, "message": message}},
+            {"Connection": "close"},
+        )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer errors detected by ``http.server`` itself with the JSON error document.
+
+        The stdlib calls this for requests it cannot parse (400), a request line over 64 KiB
+        (414), a header line over 64 KiB or over 100 headers (431) and a method with no
+        ``do_<METHOD>`` (501). The status codes are kept, except that an unknown method gets the
+        same 405 as every other method but GET and HEAD (a 5xx would blame the server).
+        """
+        if self.request_version == "HTTP/0.9":
+            # Not a real HTTP/0.9 request but one whose request line did not parse; the stdlib
+            # would answer it without a status line or headers, which no client understands.
+            self.request_version = self.protocol_version
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            self._refuse()
+            return
+        short, detail = self.responses.get(code, ("Error", ""))
+        text = f"{message or short}; {explain or detail}".strip("; ")
+        text = " ".join(text.split())  # one line whatever the stdlib put in it
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 3] + "..."
+        self._error(code, "RequestError", f"HTTP request: {text}")
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         try:
@@ -99,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._route()
         except HttpError as error:
             self._error(error.status, error.kind, str(error))
-        except NotFoundError as error:
+        except (NotFoundError, MissingArtifactFileError) as error:
             self._error(404, type(error).__name__, str(error))
         except ArtifactError as error:
             self._error(500, type(error).__name__, str(error))
@@ -116,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def _refuse(self) -> None:
-        self.close_connection = True
+        self.close_connection = True  # a body sent with the refused request is never read
         body = json.dumps(
             {
                 "error": {
@@ -131,8 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Allow", "GET, HEAD")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
@@ -189,27 +223,41 @@ class _Handler(BaseHTTPRequestHandler):
         storage = self.registry.storage
         headers = {"X-Artifact-Ref": resolved.ref}
         if file_name == MANIFEST_FILE:
-            body = storage.read_bytes(*parts)
+            body = self.registry.manifest_bytes(resolved)  # checked against the marker
             digest = sha256_hex(body)
             headers.update({"X-Content-SHA256": digest, "ETag": f'"sha256:{digest}"'})
             self._send(
                 200, body, "application/json" if as_json else "application/octet-stream", headers
             )
             return
-        size = storage.size(*parts)
+        try:
+            size = storage.size(*parts)
+            handle = storage.open_read(*parts)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise MissingArtifactFileError(
+                expected_found(
+                    f"version {resolved.ref}",
+                    f"{file_name} in the registry",
+                    "no such file",
+                    "the version is damaged; restore the file or publish the fit output again",
+                )
+            ) from None
+        with handle:
+            self._stream(resolved.sha256, resolved.ref, file_name, size, handle)
+
+    def _stream(self, sha256: str, ref: str, file_name: str, size: int, handle: Any) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
-        self.send_header("X-Content-SHA256", resolved.sha256)
-        self.send_header("ETag", f'"sha256:{resolved.sha256}"')
-        self.send_header("X-Artifact-Ref", resolved.ref)
+        self.send_header("X-Content-SHA256", sha256)
+        self.send_header("ETag", f'"sha256:{sha256}"')
+        self.send_header("X-Artifact-Ref", ref)
         self.send_header("Content-Disposition", f'attachment; filename="{file_name}"')
         self.end_headers()
         if self.command == "HEAD":
             return
-        with storage.open_read(*parts) as handle:
-            while chunk := handle.read(CHUNK):
-                self.wfile.write(chunk)
+        while chunk := handle.read(CHUNK):
+            self.wfile.write(chunk)
 
 
 def make_server(

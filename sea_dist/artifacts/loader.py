@@ -6,6 +6,12 @@
 zip or truncated file is refused with a clear message), the sha256 of ``projections.safetensors``
 against the manifest, and that every layer's tensors have the shapes the manifest promises.
 
+The manifest itself is checked against a recorded sha256 (see :mod:`sea_dist.artifacts.markers`):
+through a registry reference, the digest in the version's completion marker; for a folder, the
+``manifest.sha256`` file a download writes next to it, and, when the folder is a version inside a
+registry (``<name>/versions/<v>``), that version's completion marker. A folder with neither (a
+copy made by hand from an older sea-dist) is checked through the tensors' sha256 only.
+
 Needs only numpy, safetensors, fsspec and the standard library (torch only if
 ``framework="torch"``); the registry module is imported lazily, and only for references.
 """
@@ -28,10 +34,22 @@ from sea_dist.artifacts.manifest import (
     Manifest,
     manifest_from_json,
 )
+from sea_dist.artifacts.markers import (
+    COMPLETE_DIR,
+    DIGEST_FILE,
+    check_manifest_digest,
+    digest_file_bytes,
+    parse_digest_file,
+    parse_marker,
+)
 from sea_dist.artifacts.tensors import check_tensor_names, decode, parse_header, sha256_hex
 from sea_dist.errors import ArtifactError, expected_found
 
 Framework = Literal["numpy", "torch"]
+
+
+class MissingArtifactFileError(ArtifactError):
+    """A file of an artifact (or of a published version) is gone (HTTP 404, CLI exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,29 @@ def _to_torch(array: np.ndarray) -> Any:
     return torch.from_numpy(np.array(array, copy=True))
 
 
+def _read_optional(fs: Any, path: str) -> bytes | None:
+    try:
+        return bytes(fs.cat_file(path))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _check_folder_manifest(fs: Any, root: str, manifest_raw: bytes, url: str) -> None:
+    """Check a folder's manifest against ``manifest.sha256`` and its registry marker, if any."""
+    what = f"{url}/{MANIFEST_FILE}"
+    recorded = _read_optional(fs, f"{root}/{DIGEST_FILE}")
+    if recorded is not None:
+        expected = parse_digest_file(recorded, f"{url}/{DIGEST_FILE}")
+        check_manifest_digest(manifest_raw, expected, what, f"{url}/{DIGEST_FILE}")
+    # A version folder inside a registry (<root>/<name>/versions/<v>): its marker is the anchor.
+    parent, kind, version = ([""] * 3 + root.rsplit("/", 2))[-3:]
+    if kind == "versions" and version.isdigit() and parent:
+        marker_path = f"{parent}/{COMPLETE_DIR}/{version}.json"
+        marker = parse_marker(_read_optional(fs, marker_path), int(version))
+        if marker is not None and marker.manifest_sha256 is not None:
+            check_manifest_digest(manifest_raw, marker.manifest_sha256, what, marker_path)
+
+
 def load_artifact_folder(
     url: str,
     framework: Framework = "numpy",
@@ -182,18 +223,25 @@ def load_artifact_folder(
     """Load and verify the artifact folder at ``url`` (local folder or fsspec URL)."""
     fs, root = fsspec.core.url_to_fs(str(url), **dict(storage_options or {}))
     root = str(root).rstrip("/")
-    try:
-        manifest_raw = bytes(fs.cat_file(f"{root}/{MANIFEST_FILE}"))
-        projections = bytes(fs.cat_file(f"{root}/{PROJECTIONS_FILE}"))
-    except FileNotFoundError:
-        raise ArtifactError(
+    manifest_raw = _read_optional(fs, f"{root}/{MANIFEST_FILE}")
+    projections = _read_optional(fs, f"{root}/{PROJECTIONS_FILE}")
+    if manifest_raw is None or projections is None:
+        missing = [
+            name
+            for name, data in ((MANIFEST_FILE, manifest_raw), (PROJECTIONS_FILE, projections))
+            if data is None
+        ]
+        raise MissingArtifactFileError(
             expected_found(
                 f"artifact {url}",
                 f"a folder with {MANIFEST_FILE} and {PROJECTIONS_FILE}",
-                "missing files",
+                f"no {' and no '.join(missing)}",
+                "point at an artifact folder, or download the version again",
             )
-        ) from None
-    return artifact_from_bytes(manifest_raw, projections, str(url).rstrip("/"), framework)
+        )
+    source = str(url).rstrip("/")
+    _check_folder_manifest(fs, root, manifest_raw, source)
+    return artifact_from_bytes(manifest_raw, projections, source, framework)
 
 
 def load_artifact(
@@ -237,11 +285,23 @@ def load_artifact(
 
 
 def write_local_copy(dest: str | os.PathLike[str], manifest_raw: bytes, projections: bytes) -> Path:
-    """Write verified artifact bytes into ``dest`` (each file via temp + rename)."""
+    """Write verified artifact bytes into ``dest`` (each file via temp + rename).
+
+    Besides the two artifact files, ``manifest.sha256`` records the manifest's sha256, so that
+    :func:`load_artifact` on the copy refuses a manifest edited afterwards.
+    """
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
-    for file_name, data in ((PROJECTIONS_FILE, projections), (MANIFEST_FILE, manifest_raw)):
+    files = (
+        (PROJECTIONS_FILE, projections),
+        (MANIFEST_FILE, manifest_raw),
+        (DIGEST_FILE, digest_file_bytes(manifest_raw)),
+    )
+    for file_name, data in files:
         temp = folder / f".{file_name}.{uuid.uuid4().hex}"
-        temp.write_bytes(data)
-        os.replace(temp, folder / file_name)
+        try:
+            temp.write_bytes(data)
+            os.replace(temp, folder / file_name)
+        finally:
+            temp.unlink(missing_ok=True)
     return folder

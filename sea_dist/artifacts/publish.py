@@ -11,9 +11,12 @@ The protocol works the same on a local folder and on S3 (which has no rename):
    is lost. Claims are never deleted, so a version number is never reused.
 4. Move the staged projections to ``<name>/versions/<v>/``, write the final manifest (now with
    its version), check the size of what landed.
-5. Write the completion marker ``<name>/complete/<v>.json`` LAST. Readers list only versions with
-   a marker, so they never see a partial version. A publisher that dies between 3 and 5 leaves a
-   claimed number with no visible version (a gap), never a half-written one.
+5. Write the completion marker ``<name>/complete/<v>.json`` LAST, exclusively and whole (temp
+   file + ``os.link`` locally, one conditional put on S3). It records the sha256 of the tensors
+   and of the manifest as it landed (see :mod:`sea_dist.artifacts.markers`), which every load
+   checks. Readers list only versions with a valid marker, so they never see a partial version.
+   A publisher that dies between 3 and 5 (or a disk that fills while writing the marker) leaves
+   a claimed number with no visible version (a gap), never a half-written one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from sea_dist.artifacts.manifest import (
     PROJECTIONS_FILE,
     manifest_from_json,
     utc_now,
+)
+from sea_dist.artifacts.markers import (
+    COMPLETE_DIR,
+    check_manifest_digest,
+    manifest_digest,
+    marker_bytes,
 )
 from sea_dist.artifacts.refs import Resolved, check_name
 from sea_dist.artifacts.storage import Storage
@@ -118,7 +127,8 @@ def publish(
         final = dataclasses.replace(manifest, version=version)
         target = (name, "versions", str(version))
         storage.move((*staging, PROJECTIONS_FILE), (*target, PROJECTIONS_FILE))
-        storage.write_bytes(final.to_json(), *target, MANIFEST_FILE)
+        manifest_raw = final.to_json()
+        storage.write_bytes(manifest_raw, *target, MANIFEST_FILE)
         landed = storage.size(*target, PROJECTIONS_FILE)
         if landed != final.size_bytes:
             raise ArtifactError(
@@ -126,10 +136,16 @@ def publish(
                 f"{final.size_bytes} bytes, found {landed}; version {version} "
                 "stays unpublished, publish again"
             )
-        marker = {"version": version, "sha256": final.sha256, "completed_at": utc_now()}
-        if not storage.create_exclusive(
-            json.dumps(marker).encode("utf-8"), name, "complete", f"{version}.json"
-        ):
+        # The marker pins the manifest as it landed, so a field no tensor shape checks (site,
+        # combine, model id, feature map) cannot be edited afterwards unnoticed.
+        check_manifest_digest(
+            storage.read_bytes(*target, MANIFEST_FILE),
+            manifest_digest(manifest_raw),
+            storage.display(*target, MANIFEST_FILE),
+            "the manifest just written",
+        )
+        marker = marker_bytes(version, final.sha256, manifest_digest(manifest_raw), utc_now())
+        if not storage.create_exclusive(marker, name, COMPLETE_DIR, f"{version}.json"):
             raise RegistryError(
                 f"publish {name}: expected version {version} to be ours, found "
                 "it already completed; the registry storage lost a claim"

@@ -6,31 +6,47 @@ Layout below the registry root (a local folder by default, or ``s3://bucket/pref
     <name>/claims/<v>.json            exclusive-create claim of version v (kept forever, so a
                                       version number is never reused, even after gc)
     <name>/versions/<v>/{manifest.json, projections.safetensors}      the immutable artifact
-    <name>/complete/<v>.json          written LAST: {"version", "sha256", "completed_at"}
+    <name>/complete/<v>.json          written LAST, complete or not at all: {"version", "sha256",
+                                      "manifest_sha256", "completed_at"} (see markers.py)
     <name>/aliases/current/<alias>.json, <name>/aliases/history/<alias>/*.json
     <name>/index.parquet              listing cache (see :mod:`sea_dist.artifacts.index`)
 
-Readers only ever see versions whose completion marker exists, so a partial version is
-invisible. ``latest`` is the highest complete version. See :mod:`sea_dist.artifacts.publish` for
-the atomic publish protocol.
+Readers only ever see versions with a valid completion marker (an empty or damaged marker counts
+as none), so a partial version is invisible. ``latest`` is the highest complete version. Every
+load verifies the manifest and the tensors against the sha256 digests in the marker. See
+:mod:`sea_dist.artifacts.publish` for the atomic publish protocol.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sea_dist.artifacts import aliases as alias_ops
-from sea_dist.artifacts.loader import Artifact, Framework, artifact_from_bytes, write_local_copy
+from sea_dist.artifacts.loader import (
+    Artifact,
+    Framework,
+    MissingArtifactFileError,
+    artifact_from_bytes,
+    write_local_copy,
+)
 from sea_dist.artifacts.manifest import (
     MANIFEST_FILE,
     PROJECTIONS_FILE,
     Manifest,
     manifest_from_json,
+)
+from sea_dist.artifacts.markers import (
+    COMPLETE_DIR,
+    Marker,
+    MarkerCache,
+    check_manifest_digest,
+    complete_versions,
+    latest_version,
+    read_marker,
 )
 from sea_dist.artifacts.refs import (
     LATEST,
@@ -118,6 +134,7 @@ class Registry:
     ) -> None:
         self.storage = Storage(url, storage_options)
         self.url = self.storage.url
+        self._markers: MarkerCache = {}  # markers are immutable: parse each once per instance
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -159,7 +176,7 @@ class Registry:
         check_name(name)
         check_alias(alias)
         number = check_version(version)
-        if number not in self._complete(name):
+        if read_marker(self.storage, name, number) is None:
             raise NotFoundError(
                 expected_found(
                     f"alias {name}@{alias}",
@@ -186,12 +203,7 @@ class Registry:
     # -- queries -----------------------------------------------------------------------------
 
     def _complete(self, name: str) -> list[int]:
-        versions = []
-        for entry in self.storage.list_dir(name, "complete"):
-            stem = entry.removesuffix(".json")
-            if entry.endswith(".json") and stem.isdigit():
-                versions.append(int(stem))
-        return sorted(versions)
+        return complete_versions(self.storage, name, self._markers)
 
     def complete_versions(self, name: str) -> list[int]:
         """Version numbers of ``name`` that readers can see, ascending."""
@@ -199,18 +211,31 @@ class Registry:
 
     def names(self) -> list[str]:
         """Names with at least one complete version."""
-        return [n for n in self.storage.list_dir() if NAME_RE.fullmatch(n) and self._complete(n)]
+        return [
+            n
+            for n in self.storage.list_dir()
+            if NAME_RE.fullmatch(n) and latest_version(self.storage, n) is not None
+        ]
+
+    def _unknown_name(self, name: str) -> NotFoundError:
+        known = ", ".join(self.names()[:10]) or "none"
+        return NotFoundError(
+            expected_found("artifact name", f"a published name ({known})", name, "publish it first")
+        )
 
     def _require_name(self, name: str) -> list[int]:
+        """The complete versions of ``name``; NotFoundError when it has none."""
         versions = self._complete(check_name(name))
         if not versions:
-            known = ", ".join(self.names()[:10]) or "none"
-            raise NotFoundError(
-                expected_found(
-                    "artifact name", f"a published name ({known})", name, "publish it first"
-                )
-            )
+            raise self._unknown_name(name)
         return versions
+
+    def _require_latest(self, name: str) -> int:
+        """The latest version of ``name`` (cheaper than listing all); NotFoundError if none."""
+        latest = latest_version(self.storage, check_name(name))
+        if latest is None:
+            raise self._unknown_name(name)
+        return latest
 
     def versions(
         self,
@@ -236,7 +261,7 @@ class Registry:
         start = parse_time(after, "after") if after else None
         end = parse_time(before, "before") if before else None
         by_version: dict[int, list[str]] = {}
-        for alias, version in self.aliases(name).items():
+        for alias, version in alias_ops.read_aliases(self.storage, name).items():
             by_version.setdefault(version, []).append(alias)
         latest = rows[-1]["version"] if rows else None
         result = []
@@ -254,27 +279,22 @@ class Registry:
             result.append({**row, "ref": f"{name}@{row['version']}", "aliases": labels})
         return result
 
-    def _marker(self, name: str, version: int) -> dict[str, Any]:
-        try:
-            raw = self.storage.read_bytes(name, "complete", f"{version}.json")
-        except FileNotFoundError:
+    def _marker(self, name: str, version: int) -> Marker:
+        """The valid completion marker of ``name@version``; NotFoundError when there is none."""
+        marker = read_marker(self.storage, name, version)
+        if marker is None:
+            damaged = self.storage.exists(name, COMPLETE_DIR, f"{version}.json")
             raise NotFoundError(
                 expected_found(
                     f"version {name}@{version}",
                     "a published version",
-                    "none",
+                    "an unfinished publish (empty or damaged completion marker)"
+                    if damaged
+                    else "none",
                     f"see 'sea-dist registry versions {name}'",
                 )
-            ) from None
-        try:
-            marker = json.loads(raw)
-            return {"version": int(marker["version"]), "sha256": str(marker["sha256"])}
-        except (ValueError, KeyError, TypeError):
-            raise ArtifactError(
-                expected_found(
-                    self.storage.display(name, "complete"), "a JSON completion marker", raw[:80]
-                )
-            ) from None
+            )
+        return marker
 
     def resolve(self, ref: str) -> Resolved:
         """Resolve ``name[@latest|@alias|@version]`` or ``sha256:<prefix>`` to one version."""
@@ -286,12 +306,12 @@ class Registry:
         if parsed.version is not None:
             version = parsed.version
         elif parsed.alias == LATEST:
-            version = self._require_name(name)[-1]
+            version = self._require_latest(name)
         else:
             assert parsed.alias is not None
             target = alias_ops.read_alias(self.storage, name, parsed.alias)
             if target is None:
-                known = ", ".join(self.aliases(name)) or "none"
+                known = ", ".join(alias_ops.read_aliases(self.storage, name)) or "none"
                 raise NotFoundError(
                     expected_found(
                         f"alias {name}@{parsed.alias}",
@@ -302,7 +322,7 @@ class Registry:
                 )
             version = target
         marker = self._marker(name, version)
-        return Resolved(name=name, version=version, sha256=marker["sha256"])
+        return Resolved(name=name, version=version, sha256=marker.sha256)
 
     def _resolve_sha(self, prefix: str) -> Resolved:
         from sea_dist.artifacts.index import find_sha256
@@ -332,18 +352,30 @@ class Registry:
         return max(matches, key=lambda m: m.version)
 
     def manifest(self, ref: str) -> Manifest:
-        """The manifest of the version ``ref`` resolves to."""
+        """The manifest of the version ``ref`` resolves to (checked against its marker)."""
         resolved = self.resolve(ref)
-        parts = (resolved.name, "versions", str(resolved.version), MANIFEST_FILE)
-        return manifest_from_json(self.storage.read_bytes(*parts), self.storage.display(*parts))
+        where = self.storage.display(resolved.name, "versions", str(resolved.version))
+        return manifest_from_json(self.manifest_bytes(resolved), f"{where}/{MANIFEST_FILE}")
 
     def aliases(self, name: str) -> dict[str, int]:
-        """User aliases of ``name`` and their versions."""
-        return alias_ops.read_aliases(self.storage, check_name(name))
+        """User aliases of ``name`` and their versions.
+
+        Raises:
+            NotFoundError: ``name`` has no published version.
+        """
+        self._require_latest(name)
+        return alias_ops.read_aliases(self.storage, name)
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
-        """Every move of ``alias``, oldest first."""
-        return alias_ops.alias_history(self.storage, check_name(name), alias)
+        """Every move of ``alias``, oldest first.
+
+        Raises:
+            NotFoundError: ``name`` has no published version.
+        """
+        check_name(name)
+        check_alias(alias)
+        self._require_latest(name)
+        return alias_ops.alias_history(self.storage, name, alias)
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """Compare two versions: settings, per-layer k, energy and subspace similarity."""
@@ -353,12 +385,50 @@ class Registry:
 
     # -- files -------------------------------------------------------------------------------
 
-    def artifact_files(self, resolved: Resolved) -> tuple[bytes, bytes, str]:
-        """Raw ``manifest.json`` and ``projections.safetensors`` of a version, and its location."""
+    def _read_version_file(self, resolved: Resolved, file_name: str) -> bytes:
         base = (resolved.name, "versions", str(resolved.version))
-        manifest_raw = self.storage.read_bytes(*base, MANIFEST_FILE)
-        projections = self.storage.read_bytes(*base, PROJECTIONS_FILE)
-        return manifest_raw, projections, self.storage.display(*base)
+        try:
+            return self.storage.read_bytes(*base, file_name)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise MissingArtifactFileError(
+                expected_found(
+                    f"version {resolved.ref}",
+                    f"{file_name} in {self.storage.display(*base)}",
+                    "no such file",
+                    "the version is damaged; restore the file from a copy, or publish the fit "
+                    "output again as a new version",
+                )
+            ) from None
+
+    def manifest_bytes(self, resolved: Resolved) -> bytes:
+        """Raw ``manifest.json`` of a version, checked against the sha256 in its marker.
+
+        Raises:
+            NotFoundError: the version is not complete.
+            ArtifactError: the file is missing, or it was edited after publication.
+        """
+        marker = self._marker(resolved.name, resolved.version)
+        raw = self._read_version_file(resolved, MANIFEST_FILE)
+        if marker.manifest_sha256 is not None:
+            path = (resolved.name, "versions", str(resolved.version), MANIFEST_FILE)
+            anchor = self.storage.display(resolved.name, COMPLETE_DIR, f"{resolved.version}.json")
+            check_manifest_digest(raw, marker.manifest_sha256, self.storage.display(*path), anchor)
+        return raw
+
+    def artifact_files(self, resolved: Resolved) -> tuple[bytes, bytes, str]:
+        """Raw ``manifest.json`` and ``projections.safetensors`` of a version, and its location.
+
+        The manifest is checked against the marker here; the tensors when loaded.
+
+        Raises:
+            NotFoundError: the version is not complete.
+            ArtifactError: a file is missing (:class:`MissingArtifactFileError`) or the
+                manifest was edited after publication.
+        """
+        manifest_raw = self.manifest_bytes(resolved)
+        projections = self._read_version_file(resolved, PROJECTIONS_FILE)
+        where = self.storage.display(resolved.name, "versions", str(resolved.version))
+        return manifest_raw, projections, where
 
     def _load_resolved(
         self, resolved: Resolved, framework: Framework

@@ -53,7 +53,9 @@ def collect_garbage(
     removed: list[GcEntry] = []
     for current in names:
         versions = registry.complete_versions(current)
-        protected = set(versions[-keep:]) | set(registry.aliases(current).values())
+        # A name with no complete version has no aliases to honour but may hold stale staging.
+        aliased = registry.aliases(current).values() if versions else ()
+        protected = set(versions[-keep:]) | set(aliased)
         for version in versions:
             if version in protected:
                 continue

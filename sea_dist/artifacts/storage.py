@@ -4,7 +4,8 @@ Every path is built from validated segments below one root, so no name, alias or
 address anything outside the registry. The few operations that need different code per backend
 (exclusive create, atomic replace, move) are here and nowhere else:
 
-- local folders: ``os.O_EXCL`` create, temp file + ``fsync`` + ``os.replace``, ``os.replace`` moves;
+- local folders: exclusive create by temp file + ``fsync`` + ``os.link`` (complete content or
+  nothing, never an empty file), temp file + ``fsync`` + ``os.replace``, ``os.replace`` moves;
 - S3 (s3fs): a conditional put (``If-None-Match: *``) for exclusive create; a single put is
   already atomic (readers see the old or the new object, never a mix); moves are copy + delete;
 - other fsspec filesystems: fsspec's generic ``mode="create"`` (check-then-write, *not* atomic
@@ -14,6 +15,7 @@ address anything outside the registry. The few operations that need different co
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import uuid
@@ -151,6 +153,37 @@ class Storage:
         names = {str(e).rstrip("/").removeprefix(prefix) for e in entries}
         return sorted(n for n in names if n and "/" not in n)
 
+    def list_signatures(self, *parts: str) -> dict[str, tuple[Any, ...]]:
+        """Base names of the files directly under a folder, each with a replacement signature.
+
+        The signature changes when a file is replaced by another one (the inode locally, read
+        from the directory listing without a ``stat`` per file; size, ETag and time on object
+        stores, from the same listing request), so a caller can keep what it derived from an
+        immutable file until the file is replaced. An in-place rewrite of a local file keeps
+        its inode, so use this only for files that are never rewritten. {} when the folder is
+        missing.
+        """
+        path = self.path(*parts)
+        if self.local:
+            try:
+                with os.scandir(path) as entries:
+                    return {entry.name: (entry.inode(),) for entry in entries}
+            except (FileNotFoundError, NotADirectoryError):
+                return {}
+        self.fs.invalidate_cache(path)
+        try:
+            details = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return {}
+        prefix = path.rstrip("/") + "/"
+        signed = {}
+        for info in details:
+            name = str(info.get("name", "")).rstrip("/").removeprefix(prefix)
+            if name and "/" not in name and info.get("type") != "directory":
+                stamp = info.get("ETag") or info.get("etag") or info.get("LastModified")
+                signed[name] = (info.get("size"), str(stamp), str(info.get("mtime", "")))
+        return signed
+
     def modified(self, *parts: str) -> dt.datetime | None:
         """Modification time (UTC) of a file, or None when the backend does not say."""
         try:
@@ -180,23 +213,20 @@ class Storage:
         self.fs.pipe_file(path, data)
 
     def create_exclusive(self, data: bytes, *parts: str) -> bool:
-        """Create a file only if it does not exist yet. Returns False when it already exists.
+        """Create a file with ``data`` only if it does not exist yet; False when it already does.
 
-        Atomic on local folders (``O_EXCL``) and S3 (conditional put): of many concurrent
-        callers exactly one gets True.
+        Atomic on local folders and S3: of many concurrent callers exactly one gets True, and
+        the file appears with its whole content or not at all (never empty or half-written,
+        even when the disk fills while writing it).
+
+        - local: the content goes to a temp file in the same folder, is fsynced, then
+          ``os.link``-ed to the target name (a hard link fails with EEXIST when the name
+          exists, so publishing is exclusive and complete at once); the temp name is removed;
+        - S3: a conditional put (``If-None-Match: *``), a single atomic object write.
         """
         path = self.path(*parts)
         if self.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            return True
+            return _link_exclusive(data, path)
         try:
             self.fs.pipe_file(path, data, mode="create")
         except FileExistsError:
@@ -226,3 +256,49 @@ class Storage:
             pass
         if not self.local:
             self.fs.invalidate_cache(path)
+
+
+# Filesystems without hard links answer these; there the O_EXCL fallback is used.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+
+
+def _link_exclusive(data: bytes, path: str) -> bool:
+    """Create ``path`` holding ``data``, exclusively and whole (see Storage.create_exclusive)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            return _create_exclusive_unlinked(data, path)
+        return True
+    finally:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+
+
+def _create_exclusive_unlinked(data: bytes, path: str) -> bool:
+    """``O_EXCL`` create then write; on a failed write the file is removed, never left partial."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(path)
+        raise
+    return True

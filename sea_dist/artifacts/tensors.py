@@ -2,8 +2,10 @@
 
 A safetensors file is an 8-byte little-endian header length N, N bytes of JSON describing each
 tensor (dtype, shape, byte offsets) and then the raw data. Before the bytes reach any decoder the
-header is checked here: a pickle or ``torch.save`` zip is refused by its magic bytes, a truncated
-file by its offsets, so the error names the real problem instead of a checksum mismatch.
+header is checked here: a pickle or ``torch.save`` zip is refused by its magic bytes (only when
+the bytes are not a safetensors header: a valid file may start with 0x80, the low byte of its
+header length), a truncated file by its offsets, so the error names the real problem instead of
+a checksum mismatch.
 
 Only numpy and safetensors are imported here (the loader must work in a serving image).
 """
@@ -39,8 +41,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """A plausible 8-byte little-endian header length, then a JSON object header at byte 8.
+
+    The length need not fit the data: a truncated safetensors file is reported as truncated
+    by :func:`parse_header`, not as a pickle.
+    """
+    header_len = int.from_bytes(data[:8], "little")
+    return len(data) > 8 and 2 <= header_len <= MAX_HEADER_BYTES and data[8:9] == b"{"
+
+
 def _refuse_pickle(data: bytes, what: str) -> None:
-    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+    # The first byte of a safetensors file is the low byte of its header length, so it can be
+    # 0x80 (a pickle's PROTO opcode) in a valid file: sniff for pickle/zip only when the bytes
+    # are not a plausible safetensors header.
+    if _looks_like_safetensors(data):
+        return
+    if data[:1] == b"\x80":
         raise ArtifactError(
             f"{what}: expected a safetensors file, found a Python pickle; refusing to load it "
             "(sea-dist never unpickles); re-export the projections with safetensors"

@@ -195,8 +195,10 @@ class ActivationRecorder:
         self.template = template
         self.options = options
         self.capture = _Capture({layer: sites[layer] for layer in self.layers}, options.stop_early)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else None
-        self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id or 0)
+        # The pad id only fills masked positions; any valid id works when none is set.
+        pad = tokenizer.pad_token_id
+        pad = tokenizer.eos_token_id if pad is None else pad
+        self.pad_id = int(pad) if pad is not None else 0
         self.eos_ids = _eos_ids(model, tokenizer)
         config = getattr(model, "config", None)
         self.max_positions = getattr(config, "max_position_embeddings", None)

@@ -13,7 +13,8 @@ from sea_dist.edit.compat import check_compatible, select_layers
 from sea_dist.edit.export import export_folded
 from sea_dist.edit.fold import FoldHandle, fold_into
 from sea_dist.edit.hooks import EditHandle, apply_edit
-from sea_dist.edit.projections import LayerProjection, SeaEdit, load_edit
+from sea_dist.edit.loader import load_edit
+from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.edit.transform import LayerOperator, edit_activations
 
 __all__ = [

@@ -35,7 +35,8 @@ from sea_dist.config import LayerSpec
 from sea_dist.edit.compat import unwrap_model
 from sea_dist.edit.fold import fold_into, is_conv1d
 from sea_dist.edit.hooks import apply_edit
-from sea_dist.edit.projections import SeaEdit, load_edit
+from sea_dist.edit.loader import load_edit
+from sea_dist.edit.projections import SeaEdit
 from sea_dist.errors import ArtifactError, expected_found
 
 PROVENANCE_FILE = "sea-dist-edit.json"
@@ -140,7 +141,7 @@ def _verify(
 
 def export_folded(
     model: Any,
-    edit: SeaEdit | str,
+    edit: SeaEdit | str | Path,
     out_dir: str | Path,
     tokenizer: Any = None,
     layers: LayerSpec | Sequence[int] = "all",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -23,7 +24,8 @@ import torch
 
 from sea_dist.config import LayerSpec
 from sea_dist.edit.compat import check_compatible, select_layers, unwrap_model
-from sea_dist.edit.projections import LayerProjection, SeaEdit, load_edit
+from sea_dist.edit.loader import load_edit
+from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ArtifactError, ModelError, expected_found
 from sea_dist.layers import site_module
 
@@ -203,7 +205,7 @@ def _check_foldable(edit: SeaEdit) -> None:
 
 def fold_into(
     model: Any,
-    edit: SeaEdit | str,
+    edit: SeaEdit | str | Path,
     layers: LayerSpec | Sequence[int] = "all",
     allow_model_mismatch: bool = False,
     registry: str | None = None,

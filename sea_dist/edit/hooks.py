@@ -23,6 +23,7 @@ forward pre-hook on the top-level model stashes the call's ``attention_mask``:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +32,8 @@ from torch.utils.hooks import RemovableHandle
 
 from sea_dist.config import LayerSpec
 from sea_dist.edit.compat import check_compatible, select_layers, unwrap_model
-from sea_dist.edit.projections import SeaEdit, load_edit
+from sea_dist.edit.loader import load_edit
+from sea_dist.edit.projections import SeaEdit
 from sea_dist.edit.transform import LayerOperator, layer_operators
 from sea_dist.errors import ModelError, expected_found
 from sea_dist.layers import output_tensor, replace_output, site_modules
@@ -175,7 +177,7 @@ def _make_hook(operator: LayerOperator, first: _FirstTokens | None, layer: int) 
 
 def apply_edit(
     model: Any,
-    edit: SeaEdit | str,
+    edit: SeaEdit | str | Path,
     layers: LayerSpec | Sequence[int] = "all",
     skip_first_token: bool = False,
     allow_model_mismatch: bool = False,
@@ -192,7 +194,7 @@ def apply_edit(
         model: a Hugging Face causal LM, or a :class:`sea_dist.models.LoadedModel` (then its
             ``model_id`` is checked against the projections too).
         edit: loaded projections, or a fit output / artifact folder / registry reference
-            (see :func:`~sea_dist.edit.projections.load_edit`).
+            (see :func:`~sea_dist.edit.loader.load_edit`).
         layers: which fitted layers to edit: ``"all"``, ``"last-L"`` / ``"first-L"`` of the
             fitted layers, or explicit decoder layer indices (each must be fitted).
         skip_first_token: leave the first real token of each sequence unedited (see module doc).

@@ -249,3 +249,97 @@ def test_cli_serve_binds_loopback(tmp_path: Path) -> None:
     finally:
         os.kill(process.pid, signal.SIGINT)
         process.wait(timeout=20)
+
+
+def raw_request(url: str, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Send a request as raw bytes (http.client would refuse or normalise some of these)."""
+    import socket
+
+    parts = urlsplit(url)
+    data = (head + "\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").encode("latin-1")
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before reading all of it
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    header_block, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = header_block.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        ("GET /v1/" + "a" * 70_000 + " HTTP/1.1", 414),
+        ("GET /v1/names HTTP/1.1\r\n" + "\r\n".join(f"X-{i}: y" for i in range(120)), 431),
+        ("GET /v1/names HTTP/1.1\r\nX-Big: " + "a" * 70_000, 431),
+        ("GET /v1/names HTTP/9.9", 505),
+        ("GARBAGE", 400),
+    ],
+    ids=["request-line-over-64k", "120-headers", "header-over-64k", "bad-version", "bad-syntax"],
+)
+def test_requests_refused_by_http_server_get_the_json_error(
+    served: tuple[Registry, str], head: str, status: int
+) -> None:
+    _, url = served
+    got, headers, body = raw_request(url, head)
+    assert got == status and headers["content-type"] == "application/json", body[:200]
+    error = json.loads(body)["error"]
+    assert error["status"] == status and error["type"] == "RequestError"
+    assert error["message"] and "\n" not in error["message"] and len(error["message"]) <= 300
+
+
+def test_unknown_method_gets_405_json(served: tuple[Registry, str]) -> None:
+    _, url = served
+    status, headers, body = raw_request(url, "BREW /v1/names HTTP/1.1")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["message"].endswith("found BREW")
+
+
+def test_aliases_of_an_unknown_name_is_404(served: tuple[Registry, str]) -> None:
+    _, url = served
+    for path in ("/v1/names/ghost/aliases", "/v1/names/ghost/aliases/production/history"):
+        status, data = get_json(url, path)
+        assert status == 404 and "published name" in data["error"]["message"]
+    with pytest.raises(NotFoundError):
+        HttpRegistry(url).aliases("ghost")
+
+
+def test_damaged_versions_over_http(tmp_path: Path) -> None:
+    from sea_dist.artifacts.loader import MissingArtifactFileError
+    from sea_dist.errors import ArtifactError
+
+    registry = Registry(str(tmp_path / "registry"))
+    for seed in range(3):
+        registry.publish(write_synthetic_fit(tmp_path / f"fit{seed}", seed=seed), "dmg")
+    versions = tmp_path / "registry" / "dmg" / "versions"
+    (versions / "2" / "projections.safetensors").unlink()
+    manifest = json.loads((versions / "3" / "manifest.json").read_text())
+    (versions / "3" / "manifest.json").write_text(json.dumps({**manifest, "site": "mlp"}))
+    with BackgroundServer(registry) as server:
+        client = HttpRegistry(server.url)
+        gone = "/v1/artifacts/dmg/2/files/projections.safetensors"
+        status, headers, body = request(server.url, gone)
+        error = json.loads(body)["error"]
+        assert status == 404 and error["type"] == "MissingArtifactFileError"
+        assert "projections.safetensors" in error["message"]
+        with pytest.raises(MissingArtifactFileError, match="projections.safetensors"):
+            client.load("dmg@2")
+        for path in ("/v1/artifacts/dmg/3/manifest", "/v1/artifacts/dmg/3/files/manifest.json"):
+            status, _, body = request(server.url, path)
+            assert status == 500 and "manifest was modified" in json.loads(body)["error"]["message"]
+        with pytest.raises(ArtifactError, match="manifest was modified"):
+            client.download("dmg@3", tmp_path / "dl3")
+        copy = client.download("dmg@1", tmp_path / "dl1")
+        assert sorted(os.listdir(copy)) == [
+            "manifest.json",
+            "manifest.sha256",
+            "projections.safetensors",
+        ]
+        assert load_artifact(copy).manifest.version == 1
+    assert not (tmp_path / "dl3").exists()

@@ -67,6 +67,7 @@ def fill(path: Path, leave_pages: int) -> Path:
 def cli(argv: list[str]) -> dict[str, Any]:
     out, err = io.StringIO(), io.StringIO()
     escaped = None
+    code: int | str | None
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = cli_main(argv)
@@ -274,7 +275,7 @@ if __name__ == "__main__":
         folder.mkdir(parents=True)
         try:
             results[name] = scenario(folder)
-        except Exception as error:  # noqa: BLE001 - reported; the parent test fails on it
+        except Exception:  # noqa: BLE001 - reported; the parent test fails on it
             import traceback
 
             results[name] = {"crashed": traceback.format_exc()}

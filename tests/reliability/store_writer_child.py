@@ -38,7 +38,7 @@ def main(url: str, die_in: int, shards: list[int]) -> None:
             continue
         start, stop = store.spec.shard_rows(shard)
         for name in ACTIVATION_ARRAYS:  # the data of the shard, but not its marker
-            store.group[name][start:stop] = activations[name]
+            store.group[name][start:stop] = activations[name]  # type: ignore[index]
         faults.maybe_exit_in_shard(shard, torn_write)
     raise SystemExit("the fault did not fire")
 

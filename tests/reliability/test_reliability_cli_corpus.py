@@ -55,10 +55,12 @@ def test_loader_refuses_bad_demonstrations(case: DemoCase, in_workspace: Workspa
     assert changes(before, tree_digest(in_workspace.root)) == []
 
 
-# -- unknown layers and sites on a real (tiny) model ------------------------------------------------
+# -- unknown layers and sites on a real (tiny) model -----------------------------------------------
 
 
-def _edit(d_model: int = 32, n_layers: int = 3, layers: tuple[int, ...] = (1,), **kw: object) -> Any:
+def _edit(
+    d_model: int = 32, n_layers: int = 3, layers: tuple[int, ...] = (1,), **kw: object
+) -> Any:
     import torch
 
     from sea_dist.edit import LayerProjection, SeaEdit
@@ -116,9 +118,7 @@ def _state(model: Any) -> tuple[str, int]:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
-    hooks = sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()
-    )
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     return digest.hexdigest(), hooks
 
 

@@ -17,14 +17,11 @@ from tree_snapshot import changes, tree_digest
 
 pytestmark = pytest.mark.integration
 
-SAMPLE = (
+SAMPLE = (  # one per kind: config, argument, reference, planted pickle, an argparse range check
     "unknown-top-key",
     "k-pos-above-one",
-    "unknown-command",
     "ref-traversal",
-    "publish-name-traversal",
     "fit-projections-pickle",
-    "store-incomplete",
     "serve-port-out-of-range",
 )
 CASES = {case.id: case for case in CLI_CASES}

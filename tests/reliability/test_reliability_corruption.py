@@ -81,21 +81,10 @@ def _set_sha(folder: Path) -> None:
     _edit_json(folder / MANIFEST, change)
 
 
-_MANIFEST_BUG = (
-    "BUG: an edited manifest field that no tensor shape checks (site, combine, model_id, "
-    "feature_map) is accepted: the completion marker records only the projections sha256. Record "
-    "the manifest's sha256 in complete/<v>.json (and a self-digest in the manifest for folder "
-    "copies) and compare it on load (sea_dist/artifacts/publish.py, registry.py, loader.py)"
-)
-_MISSING_BUG = (
-    "BUG: a version whose projections.safetensors was deleted raises a raw FileNotFoundError "
-    "through Registry.artifact_files (sea_dist/artifacts/registry.py) instead of ArtifactError"
-)
-
 NOT_APPLICABLE = "n/a"
 
 # name -> (damage(version folder, canary), {loader: bug that fails it, or NOT_APPLICABLE})
-CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], None], dict[str, str]]] = {
+CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], object], dict[str, str]]] = {
     "flipped-byte-data": (lambda v, c: _flip(v / PROJECTIONS), {}),
     "flipped-byte-header": (lambda v, c: _flip(v / PROJECTIONS, 20), {}),
     "truncated": (
@@ -104,11 +93,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], None], dict[str, str]]] = {
     ),
     "emptied": (lambda v, c: (v / PROJECTIONS).write_bytes(b""), {}),
     "manifest-k-edited": (lambda v, c: _edit_json(v / MANIFEST, _set_k), {}),
-    "manifest-site-edited": (
-        lambda v, c: _edit_json(v / MANIFEST, _set_site),
-        dict.fromkeys(("artifact-dir", "artifact-ref", "registry-load", "download",
-                       "edit-dir", "edit-ref", "cli-download"), _MANIFEST_BUG),
-    ),
+    "manifest-site-edited": (lambda v, c: _edit_json(v / MANIFEST, _set_site), {}),
     "manifest-truncated": (
         lambda v, c: (v / MANIFEST).write_bytes((v / MANIFEST).read_bytes()[:40]),
         {},
@@ -123,10 +108,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], None], dict[str, str]]] = {
     "pickle-planted": (lambda v, c: (v / PROJECTIONS).write_bytes(tripwire_pickle(c)), {}),
     "pickle-as-manifest": (lambda v, c: (v / MANIFEST).write_bytes(tripwire_pickle(c)), {}),
     "torch-zip-planted": (lambda v, c: (v / PROJECTIONS).write_bytes(_torch_zip()), {}),
-    "projections-deleted": (
-        lambda v, c: (v / PROJECTIONS).unlink(),
-        dict.fromkeys(("artifact-ref", "registry-load", "download", "edit-ref"), _MISSING_BUG),
-    ),
+    "projections-deleted": (lambda v, c: (v / PROJECTIONS).unlink(), {}),
 }
 
 LOADERS = (
@@ -152,9 +134,7 @@ def _load(loader: str, registry: Registry, folder: Path, out: Path, capsys: Any)
         "edit-ref": lambda: load_edit("art@2", registry=url),
     }
     if loader == "cli-download":
-        outcome = run_cli(
-            ["registry", "download", "art@2", str(out), f"--registry={url}"], capsys
-        )
+        outcome = run_cli(["registry", "download", "art@2", str(out), f"--registry={url}"], capsys)
         assert refusal_problems(outcome) == []
         assert not (out / PROJECTIONS).exists()
         return outcome.text
@@ -163,7 +143,7 @@ def _load(loader: str, registry: Registry, folder: Path, out: Path, capsys: Any)
     return str(info.value)
 
 
-def _params() -> list[object]:
+def _params() -> list[Any]:
     params = []
     for name, (_, bugs) in CORRUPTIONS.items():
         for loader in LOADERS:
@@ -201,7 +181,7 @@ _FIT_LOAD_BUG = (
     "BUG: FitResult.load (sea_dist/fit/result.py) lets safetensors/json errors escape "
     "(SafetensorError, JSONDecodeError, UnicodeDecodeError) instead of a one-line FitError"
 )
-FIT_DAMAGE: dict[str, Callable[[Path, Path], None]] = {
+FIT_DAMAGE: dict[str, Callable[[Path, Path], object]] = {
     "pickle-planted": lambda f, c: (f / PROJECTIONS).write_bytes(tripwire_pickle(c)),
     "torch-zip-planted": lambda f, c: (f / PROJECTIONS).write_bytes(_torch_zip()),
     "truncated": lambda f, c: (f / PROJECTIONS).write_bytes((f / PROJECTIONS).read_bytes()[:-9]),
@@ -211,20 +191,26 @@ FIT_DAMAGE: dict[str, Callable[[Path, Path], None]] = {
 
 
 def _fit_loader(name: str) -> Callable[[Path], object]:
-    return {
+    loaders: dict[str, Callable[[Path], object]] = {
         "publish": lambda f: Registry(str(f.parent / "registry")).publish(f, "fit"),
         "load-edit": load_edit,
         "fitresult-load": FitResult.load,
-    }[name]
+    }
+    return loaders[name]
 
 
-@pytest.mark.parametrize("loader", ["publish", "load-edit", "fitresult-load"])
-@pytest.mark.parametrize("damage", sorted(FIT_DAMAGE))
-def test_corrupted_fit_output_is_refused(
-    damage: str, loader: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if loader == "fitresult-load":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=_FIT_LOAD_BUG))
+def _fit_params() -> list[Any]:
+    params = []
+    for damage in sorted(FIT_DAMAGE):
+        for loader in ("publish", "load-edit", "fitresult-load"):
+            bug = _FIT_LOAD_BUG if loader == "fitresult-load" else ""
+            marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
+            params.append(pytest.param(damage, loader, id=f"{damage}-{loader}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize(("damage", "loader"), _fit_params())
+def test_corrupted_fit_output_is_refused(damage: str, loader: str, tmp_path: Path) -> None:
     fit = write_synthetic_fit(tmp_path / "fit", seed=5)
     canary = tmp_path / "CANARY"
     FIT_DAMAGE[damage](fit, canary)
@@ -232,7 +218,9 @@ def test_corrupted_fit_output_is_refused(
         _fit_loader(loader)(fit)
     assert "\n" not in str(info.value)
     assert not canary.exists()
-    assert not (tmp_path / "registry").exists() or Registry(str(tmp_path / "registry")).names() == []
+    assert (
+        not (tmp_path / "registry").exists() or Registry(str(tmp_path / "registry")).names() == []
+    )
 
 
 # -- valid files that must NOT be refused ---------------------------------------------------------
@@ -268,3 +256,42 @@ def test_valid_safetensors_with_0x80_first_byte_loads(header_length: int, tmp_pa
     resolved = Registry(str(tmp_path / "registry")).publish(fit, "padded")
     assert load_artifact("padded@1", registry=str(tmp_path / "registry")).layers
     assert resolved.version == 1
+
+
+# -- over HTTP: the client verifies what the server streams ----------------------------------------
+
+HTTP_DAMAGE = (
+    "flipped-byte-data",
+    "truncated",
+    "pickle-planted",
+    "torch-zip-planted",
+    "manifest-k-edited",
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("loader", ["http-load", "http-download", "load-edit-over-http"])
+@pytest.mark.parametrize("corruption", HTTP_DAMAGE)
+def test_corrupted_artifact_is_refused_over_http(
+    corruption: str, loader: str, tmp_path: Path
+) -> None:
+    from sea_dist.artifacts.client import HttpRegistry
+    from sea_dist.artifacts.http import BackgroundServer
+
+    registry = Registry(str(tmp_path / "registry"))
+    for seed in (1, 2):
+        registry.publish(write_synthetic_fit(tmp_path / f"fit{seed}", seed=seed), "art")
+    canary = tmp_path / "CANARY"
+    CORRUPTIONS[corruption][0](tmp_path / "registry" / "art" / "versions" / "2", canary)
+    with BackgroundServer(registry) as server:
+        client = HttpRegistry(server.url)
+        call = {
+            "http-load": lambda: client.load("art@2"),
+            "http-download": lambda: client.download("art@2", tmp_path / "out"),
+            "load-edit-over-http": lambda: load_edit("art@2", registry=server.url),
+        }[loader]
+        with pytest.raises(SeaDistError) as info:
+            call()
+        assert "\n" not in str(info.value)
+        assert client.load("art@1").manifest.version == 1
+    assert not canary.exists() and not (tmp_path / "out" / PROJECTIONS).exists()

@@ -53,12 +53,19 @@ def _fit(
     rows: tuple[np.ndarray, np.ndarray, np.ndarray], ratio: float, centre: bool, path: str
 ) -> object:
     moments = LayerMoments.from_rows(*rows, keep_rows=path == "qr")
-    config = FitConfig(positive_energy=ratio, negative_energy=ratio, centre=centre, svd=path)
+    config = FitConfig(
+        positive_energy=ratio,
+        negative_energy=ratio,
+        centre=centre,
+        svd=path,  # type: ignore[arg-type]
+    )
     return fit_layer(0, moments, config, path)  # type: ignore[arg-type]
 
 
 @SETTINGS
-@given(rows=activation_rows(), ratio=RATIO, centre=st.booleans(), path=st.sampled_from(["exact", "qr"]))
+@given(
+    rows=activation_rows(), ratio=RATIO, centre=st.booleans(), path=st.sampled_from(["exact", "qr"])
+)
 def test_fitted_bases_are_orthonormal_and_projectors_idempotent(
     rows: tuple[np.ndarray, np.ndarray, np.ndarray], ratio: float, centre: bool, path: str
 ) -> None:

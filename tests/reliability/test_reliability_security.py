@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_raw import send_raw
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from http_raw import send_raw
 from reliability_workspace import Workspace, tripwire_pickle
 from tree_snapshot import changes, tree_digest
 
@@ -39,7 +39,16 @@ from sea_dist.errors import RegistryError, SeaDistError
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = sorted([*REPO.joinpath("sea_dist").rglob("*.py"), *REPO.joinpath("jobs").glob("*.py")])
-UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "shelve", "marshal", "joblib"}
+UNSAFE_MODULES = {
+    "pickle",
+    "cPickle",
+    "_pickle",
+    "dill",
+    "cloudpickle",
+    "shelve",
+    "marshal",
+    "joblib",
+}
 
 
 def _dotted(node: ast.AST) -> str:
@@ -72,10 +81,15 @@ def unsafe_calls(source: str, filename: str) -> list[str]:
             short = name.rsplit(".", 1)[-1]
             if name in ("eval", "exec", "builtins.eval", "builtins.exec", "__import__"):
                 found.append(f"{where}: {name}()")
-            elif name.endswith("torch.load") or name in ("torch.jit.load", "load_state_dict_from_url"):
+            elif name.endswith("torch.load") or name in (
+                "torch.jit.load",
+                "load_state_dict_from_url",
+            ):
                 found.append(f"{where}: {name}()")
-            elif short == "load" and name.split(".")[0] in ("np", "numpy") and _is_true(
-                _keyword(node, "allow_pickle")
+            elif (
+                short == "load"
+                and name.split(".")[0] in ("np", "numpy")
+                and _is_true(_keyword(node, "allow_pickle"))
             ):
                 found.append(f"{where}: {name}(allow_pickle=True)")
             elif name in ("yaml.unsafe_load", "yaml.full_load", "yaml.load_all", "yaml.load"):
@@ -121,7 +135,9 @@ model = AutoModel.from_pretrained("m", trust_remote_code=True)
 subprocess.run("ls", shell=True)
 torch.load("y.pt", weights_only=False)
 """
-    safe = "yaml.safe_load(t)\nyaml.load(t, Loader=yaml.SafeLoader)\nmodel.eval()\nnp.load('a.npy')\n"
+    safe = (
+        "yaml.safe_load(t)\nyaml.load(t, Loader=yaml.SafeLoader)\nmodel.eval()\nnp.load('a.npy')\n"
+    )
     assert len(unsafe_calls(planted, "planted.py")) == 13
     assert unsafe_calls(safe, "safe.py") == []
 
@@ -192,9 +208,9 @@ def test_serve_binds_loopback_by_default(served: Any) -> None:
     assert args.host == "127.0.0.1" and not args.allow_remote
     port = int(served.url.rsplit(":", 1)[1])
     others = {
-        info[4][0]
+        str(info[4][0])
         for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-        if not info[4][0].startswith("127.")
+        if not str(info[4][0]).startswith("127.")
     }
     for address in others:  # the port is closed on every non-loopback address of this host
         with pytest.raises(OSError):
@@ -247,7 +263,9 @@ def test_request_size_is_bounded(served: Any) -> None:
 ANY_TEXT = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["..", ".", "/", "../x", "a/../../b", "/etc/passwd", "~", "a\\..\\b", "\x00"]),
-    st.lists(st.sampled_from(["..", "/", "a", ".", "\\", "%2e", "@", ":"]), max_size=8).map("".join),
+    st.lists(st.sampled_from(["..", "/", "a", ".", "\\", "%2e", "@", ":"]), max_size=8).map(
+        "".join
+    ),
 )
 
 

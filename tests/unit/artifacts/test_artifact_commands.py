@@ -169,3 +169,27 @@ def test_publish_job_entrypoint(tmp_path: Path, make_fit: FitFactory) -> None:
     assert bad.returncode == 2
     failure = json.loads(bad.stdout.strip().splitlines()[-1].removeprefix("SEA_DIST_RESULT "))
     assert failure["status"] == "error" and "fit output" in failure["error"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-5", "http"])
+def test_serve_refuses_a_port_outside_0_to_65535(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:  # argparse usage errors exit from the parser
+        main(["registry", "serve", f"--port={port}", f"--registry={tmp_path}"])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "--port: expected a port number 0..65535" in err
+
+
+def test_aliases_of_an_unknown_name_exit_2(
+    tmp_path: Path, make_fit: FitFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = str(tmp_path / "reg")
+    main(["publish", str(make_fit()), "--name", "known", "--registry", reg])
+    capsys.readouterr()
+    for argv in (["aliases", "ghost"], ["aliases", "ghost", "--history", "prod"]):
+        code, out, err = run(capsys, "registry", *argv, "--registry", reg)
+        assert code == 2 and out == ""
+        assert err.startswith("sea-dist: error: artifact name: expected a published name")
+    assert run(capsys, "registry", "aliases", "known", "--registry", reg)[0] == 0

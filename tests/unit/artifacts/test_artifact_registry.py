@@ -262,8 +262,14 @@ def test_download_verifies_and_copies(
 ) -> None:
     p = registry.publish(make_fit(), "d")
     dest = registry.download("d@latest", tmp_path / "copy")
-    assert sorted(os.listdir(dest)) == ["manifest.json", "projections.safetensors"]
+    assert sorted(os.listdir(dest)) == [
+        "manifest.json",
+        "manifest.sha256",
+        "projections.safetensors",
+    ]
     assert sha256_hex((dest / "projections.safetensors").read_bytes()) == p.sha256
+    digest = sha256_hex((dest / "manifest.json").read_bytes())
+    assert (dest / "manifest.sha256").read_text() == f"{digest}  manifest.json\n"
     assert load_artifact(dest).manifest.sha256 == p.sha256
 
 

@@ -46,6 +46,38 @@ def test_pickle_is_refused_without_unpickling() -> None:
         parse_header(payload, "evil.safetensors")
 
 
+def _padded_to_header_length(target: int) -> bytes:
+    """``_sample()`` encoded with metadata padding so the header is exactly ``target`` bytes."""
+    for pad in range(4096):
+        data = encode(_sample(), metadata={"pad": "x" * pad})
+        if int.from_bytes(data[:8], "little") == target:
+            return data
+    raise AssertionError(f"no padding gives a header of {target} bytes")
+
+
+@pytest.mark.parametrize("header_length", [0x180, 0x280, 0x380, 0x480, 0x580])
+def test_valid_file_whose_first_byte_is_0x80_is_not_a_pickle(header_length: int) -> None:
+    # The first byte is the low byte of the header length: 0x80 here, a pickle's PROTO opcode,
+    # and the second (0x02..0x05 for 0x280..0x580) looks like a protocol number.
+    data = _padded_to_header_length(header_length)
+    assert data[0] == 0x80 and header_length % 256 == 0x80
+    assert parse_header(data, "x")["layers.2.U_pos"].shape == (8, 3)
+    np.testing.assert_array_equal(decode(data, "x")["layers.2.S_pos"], _sample()["layers.2.S_pos"])
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_pickles_of_every_protocol_are_refused_as_pickles(protocol: int) -> None:
+    payload = pickle.dumps({"layers.0.U_pos": np.zeros((2, 2))}, protocol=protocol)
+    with pytest.raises(ArtifactError, match="pickle"):
+        decode(payload, "evil.safetensors")
+
+
+def test_truncated_file_starting_with_0x80_is_reported_truncated() -> None:
+    data = _padded_to_header_length(0x380)
+    with pytest.raises(ArtifactError, match="truncated"):
+        parse_header(data[:100], "x")
+
+
 def test_torch_save_zip_is_refused() -> None:
     import torch
 
