@@ -29,6 +29,7 @@ from sea_dist.artifacts.fitdir import build_manifest, read_fit_output  # noqa: E
 from sea_dist.artifacts.registry import Registry  # noqa: E402
 from sea_dist.artifacts.synthetic import write_synthetic_fit  # noqa: E402
 from sea_dist.cli import main as cli_main  # noqa: E402
+from sea_dist.errors import StoreError  # noqa: E402
 from sea_dist.store import ActivationStore  # noqa: E402
 
 PAGE = 4096
@@ -161,8 +162,8 @@ def _store_scenario(disk: Path, break_it: Callable[[], None], heal: Callable[[],
     for shard in (1, 2, 3):
         try:
             store.write_shard(shard, *shard_payload(spec, shard))
-        except OSError as error:
-            errors.append(f"{type(error).__name__}: {error.strerror}")
+        except StoreError as error:
+            errors.append(f"{type(error).__name__}: {error}")
     pending_after_fault = ActivationStore.open(url).pending_shards()
     heal()
     resumed = ActivationStore.create(url, spec)

@@ -35,6 +35,7 @@ from tree_snapshot import changes, tree_digest
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.storage import Storage
 from sea_dist.artifacts.synthetic import write_synthetic_fit
+from sea_dist.errors import StoreError
 from sea_dist.store import ActivationStore
 
 pytestmark = pytest.mark.fault
@@ -116,7 +117,7 @@ def test_disk_full_at_the_completion_marker(mounted: dict[str, Any]) -> None:
 @pytest.mark.parametrize("scenario", ["store-disk-full", "store-read-only"])
 def test_store_write_failure_then_resume(mounted: dict[str, Any], scenario: str) -> None:
     seen = mounted[scenario]
-    assert len(seen["errors"]) == 3  # every shard write refused with OSError
+    assert len(seen["errors"]) == 3  # every shard write refused with a one-line StoreError
     assert seen["pending_after_fault"] == [1, 2, 3]  # no marker without its data
     assert seen["redone"] == [1, 2, 3] and seen["complete"]
     assert seen["identical"]  # byte-identical to an uninterrupted store
@@ -180,7 +181,8 @@ def test_store_below_a_file_then_retry(tmp_path: Path) -> None:
     before = tree_digest(tmp_path)
     url = str(blocker / "store.zarr")
     spec = store_spec()
-    with pytest.raises(OSError, match="Not a directory") as info:
+    expected = "expected a writable location, found NotADirectoryError"
+    with pytest.raises(StoreError, match=expected) as info:
         ActivationStore.create(url, spec)
     assert url in str(info.value)
     assert changes(before, tree_digest(tmp_path)) == []

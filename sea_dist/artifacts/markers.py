@@ -1,0 +1,199 @@
+"""Completion markers and manifest digests: what makes a version visible and what anchors it.
+
+A version ``v`` of ``name`` is visible only once ``<name>/complete/<v>.json`` holds a valid
+marker, written last by the publisher::
+
+    {"version": v, "sha256": "<hex sha256 of projections.safetensors>",
+     "manifest_sha256": "<hex sha256 of manifest.json>", "completed_at": "<ISO-8601>"}
+
+The marker is the trust anchor of a registry version: ``sha256`` pins the tensors and
+``manifest_sha256`` pins every manifest field (site, combine, model id, feature map...), which
+no tensor shape can check. Markers written before ``manifest_sha256`` existed lack it; their
+manifests are then checked through the tensors' sha256 only. An empty or unparseable marker (a
+publisher that died while writing it) is *not* a marker: the version stays invisible.
+
+A downloaded copy has no registry around it, so the download writes ``manifest.sha256`` next to
+``manifest.json``: one line in the ``sha256sum`` format (``<hex>  manifest.json``, so
+``sha256sum -c manifest.sha256`` checks it too). :func:`sea_dist.artifacts.load_artifact` verifies
+it when present. It guards against accidental edits, not forgery: whoever can rewrite the
+manifest can rewrite that file too; only the registry's marker is an anchor.
+
+Only the standard library and the storage layer (the loader imports this module in a serving
+image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sea_dist.artifacts.storage import Storage
+from sea_dist.errors import ArtifactError, expected_found
+
+COMPLETE_DIR = "complete"
+DIGEST_FILE = "manifest.sha256"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A parsed completion marker."""
+
+    version: int
+    sha256: str
+    """Hex sha256 of ``projections.safetensors``."""
+    manifest_sha256: str | None
+    """Hex sha256 of ``manifest.json``; None in markers written by older sea-dist versions."""
+
+
+def marker_bytes(version: int, sha256: str, manifest_sha256: str, completed_at: str) -> bytes:
+    """The JSON content of ``complete/<version>.json``."""
+    record = {
+        "version": version,
+        "sha256": sha256,
+        "manifest_sha256": manifest_sha256,
+        "completed_at": completed_at,
+    }
+    return json.dumps(record).encode("utf-8")
+
+
+def parse_marker(raw: bytes | None, version: int) -> Marker | None:
+    """The marker in ``raw`` for ``version``, or None when it is missing, empty or damaged."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    number, sha, manifest_sha = data.get("version"), data.get("sha256"), data.get("manifest_sha256")
+    if isinstance(number, bool) or number != version or not isinstance(sha, str):
+        return None
+    if not _HEX64.fullmatch(sha):
+        return None
+    if manifest_sha is not None and not (
+        isinstance(manifest_sha, str) and _HEX64.fullmatch(manifest_sha)
+    ):
+        return None
+    return Marker(version=version, sha256=sha, manifest_sha256=manifest_sha)
+
+
+MarkerCache = dict[tuple[str, int], tuple[Any, ...]]
+"""Versions known to have a valid marker, by ``(name, version)``: the marker file's signature."""
+
+
+def _version_of(entry: str) -> int | None:
+    stem = entry.removesuffix(".json")
+    return int(stem) if stem != entry and stem.isdigit() else None
+
+
+def read_marker(storage: Storage, name: str, version: int) -> Marker | None:
+    """The valid marker of ``name@version``, or None (missing, empty or damaged)."""
+    try:
+        raw = storage.read_bytes(name, COMPLETE_DIR, f"{version}.json")
+    except FileNotFoundError:
+        return None
+    return parse_marker(raw, version)
+
+
+def complete_versions(storage: Storage, name: str, cache: MarkerCache | None = None) -> list[int]:
+    """Versions of ``name`` with a valid marker, ascending.
+
+    Args:
+        storage: the registry storage.
+        name: artifact name.
+        cache: what earlier calls validated (updated in place). A marker is created once, whole,
+            and never rewritten (only removed by gc; numbers are never reused), so only markers
+            that are new or were replaced are read (concurrently on object stores): listing a
+            thousand versions stays one directory listing. Resolving and loading always read
+            the marker itself.
+    """
+    cache = {} if cache is None else cache
+    listed = {
+        version: signature
+        for entry, signature in storage.list_signatures(name, COMPLETE_DIR).items()
+        if (version := _version_of(entry)) is not None
+    }
+    misses = [v for v, signature in listed.items() if cache.get((name, v)) != signature]
+    paths = [(name, COMPLETE_DIR, f"{v}.json") for v in misses]
+    contents = storage.read_many(paths)
+    for version, path in zip(misses, paths):
+        if parse_marker(contents[path], version) is None:  # empty or damaged: re-read each time
+            cache.pop((name, version), None)
+        else:
+            cache[(name, version)] = listed[version]
+    for key in [k for k in cache if k[0] == name and k[1] not in listed]:
+        del cache[key]  # removed by gc
+    return sorted(v for v in listed if (name, v) in cache)
+
+
+def latest_version(storage: Storage, name: str) -> int | None:
+    """The highest version of ``name`` with a valid marker (reads newest first, stops there)."""
+    entries = storage.list_dir(name, COMPLETE_DIR)
+    listed = sorted(v for v in map(_version_of, entries) if v is not None)
+    for version in reversed(listed):
+        if read_marker(storage, name, version) is not None:
+            return version
+    return None
+
+
+def manifest_digest(manifest_raw: bytes) -> str:
+    """Hex sha256 of the ``manifest.json`` bytes."""
+    return hashlib.sha256(manifest_raw).hexdigest()
+
+
+def check_manifest_digest(manifest_raw: bytes, expected: str, what: str, anchor: str) -> None:
+    """Refuse ``manifest.json`` bytes whose sha256 is not ``expected``.
+
+    Args:
+        manifest_raw: the manifest bytes as stored.
+        expected: hex sha256 recorded at publish (marker) or download (``manifest.sha256``).
+        what: where the manifest came from, for the message.
+        anchor: where ``expected`` came from, for the message.
+
+    Raises:
+        ArtifactError: the digests differ (the manifest was edited after publication).
+    """
+    found = manifest_digest(manifest_raw)
+    if found != expected:
+        raise ArtifactError(
+            expected_found(
+                f"{what}: sha256",
+                f"{expected} (recorded in {anchor})",
+                found,
+                "the manifest was modified after publication; restore it or download the "
+                "version again",
+            )
+        )
+
+
+def digest_file_bytes(manifest_raw: bytes) -> bytes:
+    """Content of ``manifest.sha256`` for ``manifest_raw`` (``sha256sum`` format)."""
+    return f"{manifest_digest(manifest_raw)}  manifest.json\n".encode("ascii")
+
+
+def parse_digest_file(raw: bytes, what: str) -> str:
+    """The hex digest recorded in a ``manifest.sha256`` file.
+
+    Raises:
+        ArtifactError: the file is not one ``<64 hex>  manifest.json`` line.
+    """
+    try:
+        fields = raw.decode("ascii").split()
+    except UnicodeDecodeError:
+        fields = []
+    well_formed = len(fields) == 2 and fields[1].lstrip("*") == "manifest.json"
+    if not well_formed or not _HEX64.fullmatch(fields[0]):
+        raise ArtifactError(
+            expected_found(
+                what,
+                "one line '<64 hex digits>  manifest.json'",
+                raw[:100],
+                "delete it and download the version again",
+            )
+        )
+    return fields[0]

@@ -1,0 +1,109 @@
+"""Count what the reliability suite runs, for the counts block of docs/reliability.md.
+
+Usage: ``python tests/reliability/reliability_counts.py`` prints the Markdown block;
+``--json`` prints the numbers. The numbers come from pytest's own collection of this folder:
+
+- faults survived: tests marked ``fault`` that are expected to pass;
+- faults that expose a bug: tests marked ``fault`` that are strict xfails (a listed BUG);
+- bad inputs tried: tests marked ``bad_input`` (one input each), of which the strict xfails are
+  inputs sea-dist currently refuses badly (listed BUGs);
+- data lost: fault tests that would have lost data; every fault test asserts byte-identical data
+  or that every visible version verifies, so a passing suite means 0.
+
+test_reliability_counts.py checks that the block in the docs equals this output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- counts:start -->", "<!-- counts:end -->"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: list[pytest.Item] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.items = list(session.items)
+
+
+def count() -> dict[str, int]:
+    """Collect the suite (without running it) and count its marked tests."""
+    collector = _Collector()
+    code = pytest.main(
+        ["--collect-only", "-qq", "-p", "no:cacheprovider", str(HERE)], plugins=[collector]
+    )
+    if code != 0:
+        raise SystemExit(f"collection failed with exit code {code}")
+
+    def marked(item: pytest.Item, name: str) -> bool:
+        return item.get_closest_marker(name) is not None
+
+    counts: dict[str, Any] = {
+        "tests": len(collector.items),
+        "faults_survived": 0,
+        "fault_bugs": 0,
+        "bad_inputs": 0,
+        "bad_input_bugs": 0,
+    }
+    for category in CATEGORIES.values():
+        counts[category] = 0
+    for item in collector.items:
+        bug = marked(item, "xfail")
+        if marked(item, "fault"):
+            counts["fault_bugs" if bug else "faults_survived"] += 1
+        if marked(item, "bad_input"):
+            counts["bad_inputs"] += 1
+            counts["bad_input_bugs"] += bug
+            counts[_category(item)] += 1
+    return counts
+
+
+CATEGORIES = {
+    "config": "configs",
+    "cli": "command-line arguments",
+    "registry": "registry references",
+    "test_loader_refuses_bad_demonstrations": "demonstrations",
+    "test_unknown_layers_and_sites_are_refused": "layers and sites on a model",
+    "test_bad_request_gets_json_4xx": "HTTP requests",
+}
+
+
+def _category(item: pytest.Item) -> str:
+    name = getattr(item, "originalname", item.name)
+    if name == "test_cli_refuses_bad_input":
+        case_id = item.name.split("[", 1)[1]
+        return CATEGORIES[case_id.split("-", 1)[0]]
+    return CATEGORIES[name]
+
+
+def markdown(counts: dict[str, int]) -> str:
+    """The counts block of docs/reliability.md."""
+    return "\n".join(
+        [
+            START,
+            "| count | value |",
+            "| --- | ---: |",
+            f"| faults injected and survived | {counts['faults_survived']} |",
+            f"| faults that expose a known bug (strict xfail) | {counts['fault_bugs']} |",
+            f"| bad inputs tried | {counts['bad_inputs']} |",
+            f"| ... of which refused badly today (strict xfail) | {counts['bad_input_bugs']} |",
+            *(f"| ... {name} | {counts[name]} |" for name in CATEGORIES.values()),
+            "| data lost | 0 |",
+            f"| tests in tests/reliability | {counts['tests']} |",
+            END,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    numbers = count()
+    sys.stdout.flush()
+    print(json.dumps(numbers) if "--json" in sys.argv else markdown(numbers))
