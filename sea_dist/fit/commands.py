@@ -67,7 +67,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         "--svd",
         choices=SVD_CHOICES,
         default=None,
-        help="SVD path (default auto: qr if N < d, exact if d <= 1024, else randomized)",
+        help="SVD path (default auto: qr if N < d and N <= 1024, exact if d <= 1024, "
+        "else randomized)",
     )
     parser.add_argument(
         "--feature-map",

@@ -10,8 +10,8 @@ one block of rows, whatever N is. The thin-QR route (N < d, so N x d < d^2) inst
 layer as a lazy Dask array (:func:`lazy_activations`) and materialises its rows. Everything is
 computed by a single ``dask.compute``.
 
-Block size: ``min(chunk_rows, max(256, d // 2))`` rows rounded to whole store chunks, so a block
-buffer is O(d^2) at most and GEMMs still see a few hundred rows.
+Block size: ``min(chunk_rows, max(256, d // 2, 32 MiB / (24 d)))`` rows rounded to whole store
+chunks, so a block buffer is O(d^2) (or 32 MiB for small d) and GEMMs see hundreds of rows.
 
 Partitions: local schedulers use one per layer (the BLAS already uses every local core, and one
 accumulator per layer keeps memory at its floor); ``distributed``/Ray use enough to fill the
@@ -39,6 +39,8 @@ from sea_dist.store import StoreSpec
 log = logging.getLogger(__name__)
 
 MIN_BLOCK_ROWS = 256
+BLOCK_FLOOR_BYTES = 32 * 2**20
+"""Small d: blocks may hold this much float64 (3 roles) even when that exceeds d/2 rows."""
 ROLES = ("neutral", "positive", "negative")
 
 
@@ -59,8 +61,10 @@ def _mapped(block: np.ndarray, map_name: str, scale: float) -> np.ndarray:
 def block_ranges(
     n_rows: int, rows_per_shard: int, d: int, chunk_rows: int
 ) -> list[tuple[int, int]]:
-    """Row ranges read one at a time: whole store chunks, about ``min(chunk_rows, d/2)`` rows."""
-    wanted = min(chunk_rows, max(MIN_BLOCK_ROWS, d // 2))
+    """Row ranges read one at a time: whole store chunks of about ``min(chunk_rows, d/2)`` rows,
+    or more when d is small (up to 32 MiB of float64 rows, where d/2 rows would make the GEMMs
+    short and the per-block overhead dominate)."""
+    wanted = min(chunk_rows, max(MIN_BLOCK_ROWS, d // 2, BLOCK_FLOOR_BYTES // (24 * d)))
     block = max(1, round(wanted / rows_per_shard)) * rows_per_shard
     return [(start, min(start + block, n_rows)) for start in range(0, n_rows, block)]
 

@@ -21,13 +21,15 @@ from sea_dist.store import ActivationStore
 
 
 def test_block_ranges_cover_all_rows_in_whole_chunks() -> None:
-    ranges = block_ranges(n_rows=1000, rows_per_shard=64, d=512, chunk_rows=4096)
-    assert ranges[0] == (0, 256) and ranges[-1][1] == 1000
+    ranges = block_ranges(n_rows=5000, rows_per_shard=64, d=4096, chunk_rows=4096)
+    assert ranges[0] == (0, 2048) and ranges[-1][1] == 5000  # d/2 rows
     assert all(a % 64 == 0 for a, _ in ranges)
     assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:]))
     # chunk_rows caps the block; a block is never smaller than one store chunk.
     assert block_ranges(1000, 64, 8192, 128)[0] == (0, 128)
     assert block_ranges(10, 64, 8, 4096) == [(0, 10)]
+    # Small d: up to 32 MiB of float64 rows per block, not just d/2 rows.
+    assert block_ranges(20000, 250, 576, 4096)[0] == (0, 2500)
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 50])
