@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from sea_dist.config import FitConfig, config_from_dict, config_to_dict
@@ -150,6 +151,19 @@ class FitResult:
         """
         target = Path(path)
         check_output_dir(target, overwrite)
+        try:
+            return self._save(target)
+        except (OSError, SafetensorError) as error:
+            raise FitError(
+                expected_found(
+                    f"fit output {str(target)!r}",
+                    "a writable folder",
+                    f"{type(error).__name__}: {getattr(error, 'strerror', None) or error}",
+                    "choose another --out or free space (nothing was written)",
+                )
+            ) from None
+
+    def _save(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         temporary.mkdir()
@@ -188,17 +202,28 @@ class FitResult:
                     "run 'sea-dist fit' first",
                 )
             )
-        data = json.loads((folder / FIT_JSON).read_text(encoding="utf-8"))
-        if data.get("schema_version") != SCHEMA_VERSION:
+        try:
+            data = json.loads((folder / FIT_JSON).read_text(encoding="utf-8"))
+            tensors = load_file(str(folder / PROJECTIONS))
+        except (ValueError, OSError, SafetensorError) as error:
+            # ValueError covers JSON and UTF-8 errors; a pickle or truncated file is refused here.
+            raise FitError(
+                expected_found(
+                    f"fit folder {str(folder)!r}",
+                    f"a JSON {FIT_JSON} and a safetensors {PROJECTIONS}",
+                    f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                    "re-run 'sea-dist fit' to rewrite it",
+                )
+            ) from None
+        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
             raise FitError(
                 expected_found(
                     "fit.json schema_version",
                     str(SCHEMA_VERSION),
-                    data.get("schema_version"),
+                    data.get("schema_version") if isinstance(data, dict) else data,
                     "refit with this sea-dist version",
                 )
             )
-        tensors = load_file(str(folder / PROJECTIONS))
         layers = []
         for entry in data["layers"]:
             prefix = f"layers.{entry['layer']}."
@@ -238,6 +263,16 @@ def now_utc() -> str:
 def check_output_dir(target: Path, overwrite: bool) -> None:
     """Refuse an existing non-empty output folder (or a file) unless ``overwrite``."""
     if not target.exists():
+        ancestor = next(p for p in target.absolute().parents if p.exists())
+        if not ancestor.is_dir():
+            raise FitError(
+                expected_found(
+                    "--out",
+                    "a path whose parents are folders",
+                    f"a file at {str(ancestor)!r}",
+                    "choose another path",
+                )
+            )
         return
     if not target.is_dir():
         raise FitError(

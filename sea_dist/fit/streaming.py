@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -247,7 +248,7 @@ def compute_moments(
     if progress and scheduler.local:
         from dask.diagnostics import ProgressBar
 
-        bar = ProgressBar()
+        bar = ProgressBar(out=sys.stderr)  # stdout is for results
     with bar:
         (result,) = dask.compute(graph, **scheduler.compute_kwargs)
     return dict(result)

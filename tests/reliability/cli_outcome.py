@@ -59,7 +59,9 @@ def refusal_problems(outcome: Outcome, expect: str = "") -> list[str]:
     problems = []
     if outcome.code != 2:
         problems.append(f"exit code: expected 2, found {outcome.code}")
-    lines = [line for line in outcome.text.splitlines() if line.strip() and not _is_log(line)]
+    lines = [
+        line for line in outcome.text.splitlines() if line.strip() and not is_log_or_progress(line)
+    ]
     if len(lines) != 1:
         problems.append(f"output: expected one line, found {len(lines)}: {lines[:6]}")
     if "Traceback" in outcome.text:
@@ -69,11 +71,11 @@ def refusal_problems(outcome: Outcome, expect: str = "") -> list[str]:
     return problems
 
 
-def _is_log(line: str) -> bool:
+def is_log_or_progress(line: str) -> bool:
     """Log records (``HH:MM:SS LEVEL name: ...``) and progress bars are not the error message."""
     parts = line.split(" ", 2)
     is_record = len(parts) > 1 and parts[0].count(":") == 2 and parts[1] in _LEVELS
-    return is_record or "it/s]" in line or "%|" in line
+    return is_record or "it/s]" in line or "%|" in line or "% Completed |" in line
 
 
 _LEVELS = {"DEBUG", "INFO", "WARNING"}

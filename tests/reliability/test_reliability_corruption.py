@@ -203,7 +203,7 @@ def _fit_params() -> list[Any]:
     params = []
     for damage in sorted(FIT_DAMAGE):
         for loader in ("publish", "load-edit", "fitresult-load"):
-            bug = _FIT_LOAD_BUG if loader == "fitresult-load" else ""
+            bug = ""
             marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
             params.append(pytest.param(damage, loader, id=f"{damage}-{loader}", marks=marks))
     return params

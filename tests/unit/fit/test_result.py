@@ -117,7 +117,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch) -> None
         raise OSError("disk full")
 
     monkeypatch.setattr("sea_dist.fit.result.save_file", broken)  # boundary: a failing disk
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(FitError, match="expected a writable folder, found .OSError: disk full"):
         result().save(tmp_path / "fit")
     assert list(tmp_path.iterdir()) == []
 
