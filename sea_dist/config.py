@@ -113,7 +113,8 @@ class DataConfig(_Checked):
         unknown = set(self.columns) - {"id", "prompt", "positive", "negative"}
         if unknown:
             problems.append(
-                f"columns: expected keys among id, prompt, positive, negative, found {sorted(unknown)}"
+                "columns: expected keys among id, prompt, positive, negative, "
+                f"found {sorted(unknown)}"
             )
         if self.positive not in ("best", "first"):
             problems.append(f"positive: expected 'best' or 'first', found {self.positive!r}")
@@ -149,7 +150,8 @@ class CollectConfig(_Checked):
         problems = _check_layers("layers", self.layers)
         if self.site not in SITES and self.site_template is None:
             problems.append(
-                f"site: expected one of {', '.join(SITES)} (or set site_template), found {self.site!r}"
+                f"site: expected one of {', '.join(SITES)} (or set site_template), "
+                f"found {self.site!r}"
             )
         if self.site_template is not None and "{layer}" not in self.site_template:
             problems.append(

@@ -202,9 +202,7 @@ def test_simulated_day_run_unchanged_running(
     # while the job still runs (published here by the test, the job only waits).
     fingerprint = compute_input_fingerprint(load_config(job_config))
     fit = write_synthetic_fit(tmp_path / "fit")
-    Registry(str(tmp_path / "registry")).publish(
-        fit, "refit-day", input_fingerprint=fingerprint
-    )
+    Registry(str(tmp_path / "registry")).publish(fit, "refit-day", input_fingerprint=fingerprint)
 
     clock.at(12, 0, 5)
     [second] = scheduler.tick()
