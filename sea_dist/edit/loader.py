@@ -1,0 +1,334 @@
+"""Read SEA projections from disk or a registry into a :class:`~sea_dist.edit.projections.SeaEdit`.
+
+Two folder layouts hold the same tensors (docs/formats.md): a fit output (``fit.json`` +
+``projections.safetensors``) and a published artifact (``manifest.json`` +
+``projections.safetensors``). An artifact is verified before any tensor is used: by
+:func:`sea_dist.artifacts.load_artifact` (layout, sha256, shapes) when that package imports, else
+by this module's own sha256 check (a serving image without fsspec). A registry reference
+(``name@3``, ``name@production``, ``sha256:<prefix>``) needs :mod:`sea_dist.artifacts`, imported
+only then, so this module itself needs nothing but torch and safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sea_dist.edit.projections import LayerProjection, SeaEdit
+from sea_dist.errors import ArtifactError, expected_found
+
+FIT_FILE = "fit.json"
+MANIFEST_FILE = "manifest.json"
+PROJECTIONS_FILE = "projections.safetensors"
+_HASH_CHUNK = 1 << 20
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(
+            expected_found(
+                str(path),
+                "a readable JSON file",
+                type(error).__name__,
+                "re-run the step that wrote it",
+            )
+        ) from None
+    if not isinstance(data, dict):
+        raise ArtifactError(expected_found(str(path), "a JSON object", type(data).__name__))
+    return data
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    import safetensors.torch  # lazily: the error below names the file, not the import
+
+    if not path.is_file():
+        raise ArtifactError(
+            expected_found(
+                "projections",
+                f"a file at {str(path)!r}",
+                "no file",
+                "point at a fit output or artifact folder",
+            )
+        )
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        raise ArtifactError(
+            expected_found(
+                str(path),
+                "a safetensors file",
+                "a pickle / torch.save archive",
+                "sea-dist never unpickles; re-export with safetensors",
+            )
+        )
+    try:
+        return safetensors.torch.load_file(str(path), device="cpu")
+    except Exception as error:  # the safetensors parser raises several exception types
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ArtifactError(
+            expected_found(
+                str(path), "a valid safetensors file", first, "re-run the step that wrote it"
+            )
+        ) from None
+
+
+def _layer_indices(entries: Any, what: str) -> list[int]:
+    """Layer indices from a list of ints or of ``{"layer": L, ...}`` objects."""
+    if not isinstance(entries, list) or not entries:
+        raise ArtifactError(expected_found(f"{what}: layers", "a non-empty list", entries))
+    indices = []
+    for entry in entries:
+        value = entry.get("layer") if isinstance(entry, dict) else entry
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ArtifactError(expected_found(f"{what}: layer entry", "an index >= 0", entry))
+        indices.append(value)
+    return indices
+
+
+def _layer_projections(
+    tensors: Mapping[str, torch.Tensor], layers: list[int], centred: bool, what: str
+) -> dict[int, LayerProjection]:
+    result = {}
+    for layer in sorted(layers):
+        prefix = f"layers.{layer}."
+        missing = [n for n in ("U_pos", "U_neg") if prefix + n not in tensors]
+        if centred and prefix + "mean" not in tensors:
+            missing.append("mean")
+        if missing:
+            raise ArtifactError(
+                expected_found(
+                    f"{what}: layer {layer}",
+                    f"tensors {', '.join(prefix + n for n in missing)}",
+                    "them missing",
+                    "re-run the fit or publish step",
+                )
+            )
+        mean = tensors.get(prefix + "mean")
+        result[layer] = LayerProjection(
+            layer=layer,
+            u_pos=tensors[prefix + "U_pos"].to(torch.float32).contiguous(),
+            u_neg=tensors[prefix + "U_neg"].to(torch.float32).contiguous(),
+            mean=mean.to(torch.float32).contiguous() if centred and mean is not None else None,
+        )
+    return result
+
+
+def _feature_map(data: Any, what: str) -> tuple[str, float]:
+    if data is None:
+        return "linear", 1.0
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ArtifactError(expected_found(f"{what}: feature_map", "{name, scale}", data))
+    scale = data.get("scale", 1.0)
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or scale <= 0:
+        raise ArtifactError(expected_found(f"{what}: feature_map.scale", "a number > 0", scale))
+    return str(data["name"]), float(scale)
+
+
+def edit_from_fields(
+    fields: Mapping[str, Any],
+    tensors: Mapping[str, torch.Tensor],
+    source: str,
+    manifest: Mapping[str, Any] | None = None,
+) -> SeaEdit:
+    """Build a :class:`SeaEdit` from manifest-style fields and the projection tensors.
+
+    Args:
+        fields: ``model_id, architecture, d_model, n_model_layers, site, site_template, layers,
+            combine, feature_map {name, scale}, centred`` (the artifact manifest keys).
+        tensors: ``layers.L.U_pos`` / ``U_neg`` / ``mean`` by name (any float dtype; CPU).
+        source: where they came from, for messages.
+        manifest: the raw document, kept for provenance (default: ``fields``).
+
+    Raises:
+        ArtifactError: a field or tensor is missing or malformed.
+    """
+    what = source
+    for key, kind in (
+        ("model_id", str),
+        ("architecture", str),
+        ("site", str),
+        ("combine", str),
+        ("d_model", int),
+        ("n_model_layers", int),
+    ):
+        value = fields.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ArtifactError(
+                expected_found(
+                    f"{what}: {key}", kind.__name__, value, "re-run the fit or publish step"
+                )
+            )
+    template = fields.get("site_template")
+    if template is not None and not isinstance(template, str):
+        raise ArtifactError(expected_found(f"{what}: site_template", "a string or null", template))
+    centred = bool(fields.get("centred", False))
+    name, scale = _feature_map(fields.get("feature_map"), what)
+    layers = _layer_indices(fields.get("layers"), what)
+    return SeaEdit(
+        layers=_layer_projections(tensors, layers, centred, what),
+        site=str(fields["site"]),
+        site_template=template,
+        combine=str(fields["combine"]),
+        feature_map=name,
+        feature_map_scale=scale,
+        model_id=str(fields["model_id"]),
+        architecture=str(fields["architecture"]),
+        d_model=int(fields["d_model"]),
+        n_model_layers=int(fields["n_model_layers"]),
+        centred=centred,
+        source=source,
+        manifest=dict(manifest if manifest is not None else fields),
+    )
+
+
+def _load_fit_folder(folder: Path) -> SeaEdit:
+    fit = _read_json(folder / FIT_FILE)
+    if fit.get("schema_version") != 1:
+        raise ArtifactError(
+            expected_found(
+                f"{folder / FIT_FILE}: schema_version",
+                "1",
+                fit.get("schema_version"),
+                "upgrade sea-dist to read newer fit outputs",
+            )
+        )
+    store = fit.get("store")
+    attrs = store.get("attrs") if isinstance(store, dict) else None
+    if not isinstance(attrs, dict):
+        raise ArtifactError(
+            expected_found(f"{folder / FIT_FILE}: store.attrs", "the store's attributes", attrs)
+        )
+    fields = {
+        key: attrs.get(key)
+        for key in (
+            "model_id",
+            "architecture",
+            "d_model",
+            "n_model_layers",
+            "site",
+            "site_template",
+        )
+    }
+    fields.update(
+        combine=fit.get("combine"),
+        feature_map=fit.get("feature_map"),
+        centred=fit.get("centred", False),
+        layers=fit.get("layers"),
+    )
+    tensors = _read_tensors(folder / PROJECTIONS_FILE)
+    return edit_from_fields(fields, tensors, str(folder), manifest=fit)
+
+
+def _load_artifact_folder(folder: Path) -> SeaEdit:
+    manifest = _read_json(folder / MANIFEST_FILE)
+    if manifest.get("schema_version") != 1:
+        raise ArtifactError(
+            expected_found(
+                f"{folder / MANIFEST_FILE}: schema_version",
+                "1",
+                manifest.get("schema_version"),
+                "upgrade sea-dist to read newer artifacts",
+            )
+        )
+    path = folder / PROJECTIONS_FILE
+    expected = manifest.get("sha256")
+    if not isinstance(expected, str):
+        raise ArtifactError(
+            expected_found(
+                f"{folder / MANIFEST_FILE}: sha256",
+                "the hex sha256 of projections.safetensors",
+                expected,
+            )
+        )
+    if path.is_file() and _sha256_file(path) != expected:
+        raise ArtifactError(
+            expected_found(
+                f"{path}: sha256",
+                expected,
+                _sha256_file(path),
+                "the file was modified or truncated; download or publish the artifact again",
+            )
+        )
+    return edit_from_fields(manifest, _read_tensors(path), str(folder), manifest=manifest)
+
+
+def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
+    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors)."""
+    fields = artifact.manifest.to_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, proj in artifact.layers.items():
+        for name, value in (("U_pos", proj.U_pos), ("U_neg", proj.U_neg), ("mean", proj.mean)):
+            if value is not None:
+                tensors[f"layers.{layer}.{name}"] = torch.as_tensor(value)
+    return edit_from_fields(fields, tensors, source, manifest=fields)
+
+
+def _load_artifact(source: str, registry: str | None) -> Any:
+    """:func:`sea_dist.artifacts.load_artifact`, or None when that package cannot be imported."""
+    try:
+        from sea_dist.artifacts.loader import load_artifact
+    except ImportError:  # a serving image without fsspec: the folder reader below suffices
+        return None
+    return load_artifact(source, registry=registry, framework="torch")
+
+
+def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaEdit:
+    """Load SEA projections from a folder or a registry reference.
+
+    Args:
+        source: a fit output folder (``fit.json``), an artifact folder (``manifest.json``; its
+            sha256 is verified), or a registry reference such as ``name@3`` or ``name:alias``,
+            resolved with :func:`sea_dist.artifacts.load_artifact` (imported only then).
+        registry: registry location for references (default: the artifacts module's default).
+
+    Returns:
+        The projections as float32 CPU tensors.
+
+    Raises:
+        ArtifactError: a malformed, tampered or unknown artifact.
+    """
+    if isinstance(source, SeaEdit):  # already loaded: let callers pass either
+        return source
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        if (folder / MANIFEST_FILE).is_file():
+            artifact = _load_artifact(str(folder), registry=None)
+            if artifact is not None:
+                return _from_artifact_object(artifact, str(folder))
+            return _load_artifact_folder(folder)
+        if (folder / FIT_FILE).is_file():
+            return _load_fit_folder(folder)
+        raise ArtifactError(
+            expected_found(
+                "projections folder",
+                f"{MANIFEST_FILE} or {FIT_FILE} in {str(folder)!r}",
+                sorted(p.name for p in folder.iterdir())[:8],
+                "point at an artifact or fit output folder",
+            )
+        )
+    artifact = _load_artifact(str(source), registry)
+    if artifact is None:
+        raise ArtifactError(
+            expected_found(
+                "projections",
+                "an existing folder, or a registry reference (needs sea_dist.artifacts: fsspec)",
+                str(source),
+                "check the path, or install fsspec to resolve registry references",
+            )
+        )
+    return _from_artifact_object(artifact, str(source))
