@@ -66,8 +66,11 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
             )
         )
     with path.open("rb") as handle:
-        head = handle.read(4)
-    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        head = handle.read(9)
+    # A safetensors file is an 8-byte header length then a JSON header: its first byte may be
+    # 0x80 by chance, so only bytes that are not a safetensors header are called a pickle.
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
         raise ArtifactError(
             expected_found(
                 str(path),

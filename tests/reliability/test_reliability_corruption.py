@@ -177,10 +177,6 @@ def test_corrupted_artifact_is_refused(
 
 # -- fit outputs (the input of publish and of load_edit on a fit folder) ---------------------------
 
-_FIT_LOAD_BUG = (
-    "BUG: FitResult.load (sea_dist/fit/result.py) lets safetensors/json errors escape "
-    "(SafetensorError, JSONDecodeError, UnicodeDecodeError) instead of a one-line FitError"
-)
 FIT_DAMAGE: dict[str, Callable[[Path, Path], object]] = {
     "pickle-planted": lambda f, c: (f / PROJECTIONS).write_bytes(tripwire_pickle(c)),
     "torch-zip-planted": lambda f, c: (f / PROJECTIONS).write_bytes(_torch_zip()),
@@ -203,9 +199,7 @@ def _fit_params() -> list[Any]:
     params = []
     for damage in sorted(FIT_DAMAGE):
         for loader in ("publish", "load-edit", "fitresult-load"):
-            bug = ""
-            marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
-            params.append(pytest.param(damage, loader, id=f"{damage}-{loader}", marks=marks))
+            params.append(pytest.param(damage, loader, id=f"{damage}-{loader}"))
     return params
 
 
@@ -237,16 +231,6 @@ def _pad_to_header_length(fit: Path, target: int) -> None:
     raise AssertionError(f"no padding gives a header of {target} bytes")
 
 
-_HEADER_BUG = (
-    "BUG: a valid safetensors file whose 8-byte header length starts with byte 0x80 is refused "
-    "as a pickle: artifacts/tensors.py _refuse_pickle (0x80 then 0x02..0x05: header lengths "
-    "0x280/0x380/0x480/0x580 + k*0x10000) and edit/projections.py _read_tensors (any length "
-    "= 0x80 mod 256, 1 in 32 fits). Check data[8:9] == b'{' (a JSON header) before calling "
-    "it a pickle"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_HEADER_BUG)
 @pytest.mark.parametrize("header_length", [0x380, 0x680])
 def test_valid_safetensors_with_0x80_first_byte_loads(header_length: int, tmp_path: Path) -> None:
     fit = write_synthetic_fit(tmp_path / "fit", seed=0)

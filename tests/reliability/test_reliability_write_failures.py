@@ -143,13 +143,6 @@ def test_fit_on_a_full_disk_leaves_nothing(mounted: dict[str, Any]) -> None:
     assert seen["retry"] == 0 and seen["written"] == ["fit.json", "projections.safetensors"]
 
 
-_FIT_WRITE_BUG = (
-    "BUG: 'sea-dist fit' lets write failures of the fit output escape as tracebacks "
-    "(SafetensorError on a full disk, FileExistsError when --out is below a file); wrap "
-    "FitResult.save errors in FitError (sea_dist/fit/result.py or fit/commands.py)"
-)
-
-
 @pytest.mark.integration
 def test_fit_on_a_full_disk_is_one_line(mounted: dict[str, Any]) -> None:
     _one_line_exit_2(mounted["fit-disk-full"]["cli"], "No space left on device")
