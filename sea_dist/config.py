@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-import yaml
-
 from sea_dist.errors import ConfigError
 
 DEMO_MODEL_ID = "smollm2-135m-instruct"
@@ -428,6 +426,8 @@ def load_config(path: str | Path) -> SeaConfig:
     Raises:
         ConfigError: the file is missing, is not YAML, or holds invalid values.
     """
+    import yaml  # here, not at module level: the edit module imports config without PyYAML
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config: expected a YAML file, found no file at {str(path)!r}")
