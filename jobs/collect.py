@@ -8,49 +8,40 @@ Submit with, e.g.::
 ``ray.init()`` joins the cluster the job was submitted to (``RAY_ADDRESS`` is set by Ray); run
 directly, it starts a local cluster. Takes the options of ``sea-dist collect``. The last line
 printed is ``SEA_DIST_RESULT {json}`` with ``status`` ``ok`` (and the store, rows, tokens, shard
-counts) or ``error``; the exit code is 0 on success, 2 for bad input (SeaDistError), 1 otherwise.
+counts) or ``error``; the exit code is 0 on success, 2 for bad input (SeaDistError), 1 otherwise
+(the contract of :mod:`sea_dist.job_entry`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the collect job and print the ``SEA_DIST_RESULT`` line."""
-    from sea_dist.collect.commands import add_collect_arguments, config_with_overrides, init_ray
-    from sea_dist.errors import SeaDistError
+    from sea_dist.collect.commands import add_collect_arguments
+    from sea_dist.job_entry import run_job
 
     parser = argparse.ArgumentParser(prog="jobs/collect.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
     add_collect_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
+
+    def body() -> Mapping[str, Any]:
+        from sea_dist.collect.cluster import init_ray
+        from sea_dist.collect.commands import config_with_overrides
         from sea_dist.collect.driver import collect
         from sea_dist.config import load_config
 
         config = config_with_overrides(load_config(args.config), args)
         init_ray(config.collect.ray_address)
         summary = collect(config, overwrite=args.overwrite, progress=not args.no_progress)
-    except SeaDistError as error:
-        _report({"status": "error", "error": str(error)})
-        return 2
-    except Exception as error:  # a job must always end with its result line
-        logging.getLogger("jobs.collect").exception("collect failed")
-        _report({"status": "error", "error": f"{type(error).__name__}: {error}"})
-        return 1
-    for line in summary.lines():
-        print(line, flush=True)
-    _report(
-        {
-            "status": "ok",
+        for line in summary.lines():
+            print(line, flush=True)
+        return {
             "store": summary.store_url,
             "rows": summary.rows,
             "rows_collected": summary.rows_collected,
@@ -62,12 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_seconds": round(summary.wall_seconds, 3),
             "store_bytes": summary.store_bytes,
         }
-    )
-    return 0
 
-
-def _report(payload: dict[str, object]) -> None:
-    print("SEA_DIST_RESULT " + json.dumps(payload), flush=True)
+    return run_job("collect", body)
 
 
 if __name__ == "__main__":

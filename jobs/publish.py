@@ -11,13 +11,16 @@ readable: ``SEA_DIST_RESULT {"status": "ok", "artifact": "name@v", ...}`` (JSON)
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the publish job."""
+    from sea_dist.job_entry import run_job
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-dir", default=None, help="fit output (default: config fit.out)")
     parser.add_argument("--name", default=None, help="artifact name (default: config)")
@@ -29,12 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", action="append", default=[], help="alias to move (repeatable)")
     parser.add_argument("--config", default=None, help="YAML config (recorded in the manifest)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    from sea_dist.artifacts.publish import publish_run
-    from sea_dist.errors import SeaDistError
+    def body() -> Mapping[str, Any]:
+        from sea_dist.artifacts.publish import publish_run
 
-    try:
         fit_dir = args.fit_dir
         if fit_dir is None:
             from sea_dist.config import SeaConfig, load_config
@@ -47,17 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             aliases=tuple(args.alias),
             config_path=args.config,
         )
-    except SeaDistError as error:
-        print(f"sea-dist publish: error: {error}", file=sys.stderr)
-        print("SEA_DIST_RESULT " + json.dumps({"status": "error", "error": str(error)}))
-        return 2
-    except Exception as error:  # the job must always end with its result line
-        logging.exception("publish failed")
-        print("SEA_DIST_RESULT " + json.dumps({"status": "error", "error": repr(error)}))
-        return 1
-    result = {"status": "ok", "artifact": resolved.ref, "sha256": resolved.sha256}
-    print("SEA_DIST_RESULT " + json.dumps(result), flush=True)
-    return 0
+        return {"artifact": resolved.ref, "sha256": resolved.sha256}
+
+    return run_job("publish", body)
 
 
 if __name__ == "__main__":

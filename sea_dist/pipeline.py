@@ -64,7 +64,7 @@ def run_pipeline(
         SeaDistError: any stage refused its input (message says which and how to fix).
     """
     from sea_dist.artifacts.registry import Registry
-    from sea_dist.collect.commands import init_ray
+    from sea_dist.collect.cluster import init_ray
     from sea_dist.collect.driver import collect
     from sea_dist.fit import fit_store
     from sea_dist.schedule.fingerprint import compute_input_fingerprint

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+# Light (ray is imported inside); also keeps ``from sea_dist.collect.commands import init_ray``.
+from sea_dist.collect.cluster import init_ray
+
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
     from sea_dist.config import SeaConfig
+
+__all__ = ["add_collect_arguments", "config_with_overrides", "init_ray", "register"]
 
 
 def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,25 +82,6 @@ def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaCon
     if args.limit is not None:
         sections.setdefault("data", {})["limit"] = args.limit
     return with_overrides(config, **sections) if sections else config
-
-
-def init_ray(address: str | None) -> None:
-    """Join the cluster at ``address`` or ``$RAY_ADDRESS``, else start a fresh local one.
-
-    A submitted Ray job has ``RAY_ADDRESS`` set, so it joins the cluster it was submitted to.
-    Run directly, a new local cluster starts even if another one runs on this machine (pass
-    ``--address auto`` to join that one instead).
-    """
-    import os
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address or None)
-    else:
-        ray.init(address="local", include_dashboard=False)
 
 
 def _collect(args: argparse.Namespace) -> int:

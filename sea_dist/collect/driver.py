@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from sea_dist.collect import faults
 from sea_dist.collect.actor import CollectorActor, CollectorInfo, ShardResult
+from sea_dist.collect.cluster import init_ray
 from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
@@ -296,8 +297,8 @@ def collect(
 ) -> CollectSummary:
     """Collect the activations ``config`` describes into its store (resuming if possible).
 
-    Joins the Ray cluster at ``collect.ray_address`` (or starts a local one, as Ray does) when
-    Ray is not initialised yet.
+    Joins the Ray cluster at ``collect.ray_address`` or ``$RAY_ADDRESS`` when Ray is not
+    initialised yet, else starts a fresh local one (see :func:`init_ray`).
 
     Args:
         config: model, data, collect and store sections are used.
@@ -314,8 +315,7 @@ def collect(
         StoreError: the store exists with another identity and ``overwrite`` is false.
         CollectError: a shard kept failing.
     """
-    if not ray.is_initialized():
-        ray.init(address=config.collect.ray_address, include_dashboard=False)
+    init_ray(config.collect.ray_address)
     started = time.perf_counter()
     demonstrations = list(demos) if demos is not None else load_demonstrations(config.data)
     url = normalise_url(config.store.url)

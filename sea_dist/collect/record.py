@@ -219,7 +219,7 @@ class ActivationRecorder:
                 model's context.
         """
         sequences, generated = self.sequences(demos)
-        return self._run(len(demos), sequences, generated)
+        return self.record_sequences(len(demos), sequences, generated)
 
     @torch.inference_mode()
     def sequences(self, demos: Sequence[Demonstration]) -> tuple[list[TokenSequence], list[str]]:
@@ -268,7 +268,15 @@ class ActivationRecorder:
                     f"(the model's context), found {len(sequence.ids)}; shorten or drop the row"
                 )
 
-    def _run(self, rows: int, sequences: list[TokenSequence], generated: list[str]) -> Recorded:
+    @torch.inference_mode()
+    def record_sequences(
+        self, rows: int, sequences: list[TokenSequence], generated: list[str]
+    ) -> Recorded:
+        """Run the recording passes of :meth:`sequences` output (e.g. at another site's modules).
+
+        Lets one generation serve several recorders: the neutral generations do not depend on
+        which site is read.
+        """
         shape = (rows, len(self.layers), self.d_model)
         out = {target: np.zeros(shape, dtype=np.float32) for target in TARGETS}
         n_tokens = np.zeros(rows, dtype=np.int64)

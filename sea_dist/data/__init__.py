@@ -4,7 +4,7 @@ Imports only the standard library (and pyarrow lazily, for Parquet), so collecti
 serving images can use it without the distributed stack.
 """
 
-from sea_dist.data.bbq import bbq_demonstrations, load_bbq_items
+from sea_dist.data.bbq import bbq_demonstration, bbq_demonstrations, load_bbq_items
 from sea_dist.data.builtin import load_builtin_demonstrations, load_heldout_text
 from sea_dist.data.fingerprint import demonstrations_fingerprint
 from sea_dist.data.generic import load_table
@@ -24,6 +24,7 @@ __all__ = [
     "Demonstration",
     "PromptTemplate",
     "TruthfulQAItem",
+    "bbq_demonstration",
     "bbq_demonstrations",
     "default_data_dir",
     "default_path",

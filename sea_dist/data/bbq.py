@@ -119,29 +119,37 @@ def bbq_demonstrations(path: str | Path) -> list[Demonstration]:
         DataError: as :func:`load_bbq_items`, or a row whose label is the unknown answer
             (an ambiguous context has no single biased answer to use as negative).
     """
-    demos = []
     name = Path(path).name
-    for row, (number, item) in enumerate(_read(path)):
-        if item.label == item.unknown_index:
-            raise DataError(
-                f"{name} line {number}: expected a disambiguated row whose answer is "
-                f"a person, found label {item.label} = unknown answer "
-                f"{item.answers[item.label]!r}; use the disambig split or filter out "
-                "ambiguous rows"
-            )
-        (other,) = {0, 1, 2} - {item.label, item.unknown_index}
-        demos.append(
-            Demonstration(
-                id=item.id,
-                prompt=f"{item.context} {item.question}",
-                positive=item.answers[item.label],
-                negative=item.answers[other],
-                metadata={
-                    "source": "bbq",
-                    "category": item.category,
-                    "row": row,
-                    "question_polarity": item.question_polarity,
-                },
-            )
-        )
+    demos = [
+        bbq_demonstration(item, row, f"{name} line {number}")
+        for row, (number, item) in enumerate(_read(path))
+    ]
     return check_demonstrations(demos, name)
+
+
+def bbq_demonstration(item: BBQItem, row: int = 0, where: str = "BBQ item") -> Demonstration:
+    """The demonstration of one disambiguated item: labelled answer +, the other person -.
+
+    Raises:
+        DataError: the item's label is the unknown answer (an ambiguous context).
+    """
+    if item.label == item.unknown_index:
+        raise DataError(
+            f"{where}: expected a disambiguated row whose answer is "
+            f"a person, found label {item.label} = unknown answer "
+            f"{item.answers[item.label]!r}; use the disambig split or filter out "
+            "ambiguous rows"
+        )
+    (other,) = {0, 1, 2} - {item.label, item.unknown_index}
+    return Demonstration(
+        id=item.id,
+        prompt=f"{item.context} {item.question}",
+        positive=item.answers[item.label],
+        negative=item.answers[other],
+        metadata={
+            "source": "bbq",
+            "category": item.category,
+            "row": row,
+            "question_polarity": item.question_polarity,
+        },
+    )

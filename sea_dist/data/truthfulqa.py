@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 from sea_dist.data.schema import (
@@ -113,7 +114,23 @@ def truthfulqa_demonstrations(
             f"truthfulqa: expected positive in best/first and negative in first/last, "
             f"found {positive!r}/{negative!r}; fix data.positive/data.negative"
         )
-    items = load_truthfulqa_items(path)
+    return demonstrations_from_items(
+        load_truthfulqa_items(path), positive, negative, Path(path).name
+    )
+
+
+def demonstrations_from_items(
+    items: Sequence[TruthfulQAItem],
+    positive: str = "best",
+    negative: str = "first",
+    where: str = "TruthfulQA items",
+) -> list[Demonstration]:
+    """One demonstration per item (see :func:`truthfulqa_demonstrations` for the choices)."""
+    if positive not in ("best", "first") or negative not in ("first", "last"):
+        raise DataError(
+            f"truthfulqa: expected positive in best/first and negative in first/last, "
+            f"found {positive!r}/{negative!r}; fix data.positive/data.negative"
+        )
     demos = (
         Demonstration(
             id=item.id,
@@ -124,4 +141,4 @@ def truthfulqa_demonstrations(
         )
         for row, item in enumerate(items)
     )
-    return check_demonstrations(demos, Path(path).name)
+    return check_demonstrations(demos, where)

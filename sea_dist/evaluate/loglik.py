@@ -134,6 +134,55 @@ def encode_pair(tokenizer: Any, prompt: str, completion: str) -> tuple[list[int]
     return full, start
 
 
+@dataclass(frozen=True)
+class EncodedPairs:
+    """``(prompt, completion)`` pairs tokenised once, to be scored many times (e.g. per edit).
+
+    Identical pairs are encoded and scored once; :meth:`score` answers in the original order.
+
+    Attributes:
+        sequences: token ids of each distinct pair.
+        starts: first completion position of each distinct pair.
+        index: ``(n_pairs,)`` int64, the distinct pair each input pair maps to.
+        pad_id: id used for right padding.
+    """
+
+    sequences: list[list[int]]
+    starts: list[int]
+    index: np.ndarray
+    pad_id: int
+
+    @classmethod
+    def build(
+        cls, tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int | None = None
+    ) -> EncodedPairs:
+        """Tokenise ``pairs`` (see :func:`score_completions` for ``max_length``)."""
+        unique = list(dict.fromkeys(pairs))
+        sequences, starts = [], []
+        for prompt, completion in unique:
+            ids, start = encode_pair(tokenizer, prompt, completion)
+            if max_length is not None and len(ids) > max_length:
+                cut = min(len(ids) - max_length, start - 1)
+                ids, start = ids[cut:], start - cut
+            sequences.append(ids)
+            starts.append(start)
+        position = {pair: i for i, pair in enumerate(unique)}
+        index = np.array([position[pair] for pair in pairs], dtype=np.int64)
+        pad_id = getattr(tokenizer, "pad_token_id", None)
+        return cls(sequences, starts, index, 0 if pad_id is None else int(pad_id))
+
+    @property
+    def n_tokens(self) -> np.ndarray:
+        """``(n_pairs,)`` int64 completion tokens of each input pair."""
+        counts = np.array([len(s) - b for s, b in zip(self.sequences, self.starts)], np.int64)
+        return counts[self.index]
+
+    def score(self, model: torch.nn.Module, batch_size: int = 8) -> SpanScores:
+        """Summed completion log-probabilities under ``model`` (hooks in effect), input order."""
+        scores = score_spans(model, self.sequences, self.starts, batch_size, self.pad_id)
+        return SpanScores(logprob=scores.logprob[self.index], n_tokens=scores.n_tokens[self.index])
+
+
 def score_completions(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -155,17 +204,4 @@ def score_completions(
     Returns:
         Per-pair summed log-probabilities and completion token counts, in input order.
     """
-    unique = list(dict.fromkeys(pairs))
-    encoded = [encode_pair(tokenizer, prompt, completion) for prompt, completion in unique]
-    sequences, starts = [], []
-    for ids, start in encoded:
-        if max_length is not None and len(ids) > max_length:
-            cut = min(len(ids) - max_length, start - 1)
-            ids, start = ids[cut:], start - cut
-        sequences.append(ids)
-        starts.append(start)
-    pad_id = getattr(tokenizer, "pad_token_id", None)
-    scores = score_spans(model, sequences, starts, batch_size, 0 if pad_id is None else pad_id)
-    index = {pair: i for i, pair in enumerate(unique)}
-    rows = np.array([index[pair] for pair in pairs], dtype=np.int64)
-    return SpanScores(logprob=scores.logprob[rows], n_tokens=scores.n_tokens[rows])
+    return EncodedPairs.build(tokenizer, pairs, max_length).score(model, batch_size)

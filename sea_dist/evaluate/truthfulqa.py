@@ -139,6 +139,69 @@ def mc_scores(best: float, true: Sequence[float], false: Sequence[float]) -> tup
     return mc1, mc2
 
 
+@dataclass(frozen=True)
+class AnswerLayout:
+    """Where each question's answers sit in a flat list of scored answers.
+
+    Per question the order is ``best, true answers..., false answers...`` (the best answer is
+    scored twice: once for MC1, once as a true answer for MC2, so both use the same value).
+
+    Attributes:
+        n_true: ``(n,)`` int64 true answers per question (best included).
+        n_false: ``(n,)`` int64 false answers per question.
+    """
+
+    n_true: np.ndarray
+    n_false: np.ndarray
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``(n + 1,)`` start of each question's block in the flat list (and the total)."""
+        sizes = 1 + self.n_true + self.n_false
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def is_true(self) -> np.ndarray:
+        """``(total,)`` bool, True for the best and the true answers of every question."""
+        marks = []
+        for n_true, n_false in zip(self.n_true, self.n_false):
+            marks += [True] * (1 + int(n_true)) + [False] * int(n_false)
+        return np.asarray(marks, dtype=bool)
+
+
+def truthfulqa_pairs(
+    items: Sequence[TruthfulQALike], template: TemplateLike
+) -> tuple[list[tuple[str, str]], AnswerLayout]:
+    """The ``(prompt, completion)`` pairs scored for ``items`` and their layout."""
+    pairs: list[tuple[str, str]] = []
+    n_true, n_false = [], []
+    for item in items:
+        best, true, false = answer_sets(item)
+        prompt = template.render(item.question)
+        pairs += [(prompt, template.completion(a)) for a in (best, *true, *false)]
+        n_true.append(len(true))
+        n_false.append(len(false))
+    layout = AnswerLayout(np.asarray(n_true, np.int64), np.asarray(n_false, np.int64))
+    return pairs, layout
+
+
+def mc_from_logprobs(logprob: np.ndarray, layout: AnswerLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Per-question ``(mc1, mc2)`` from flat answer scores laid out as ``layout`` says.
+
+    Any per-answer score works (a log-probability, or a baseline such as ``-n_tokens``).
+    """
+    offsets = layout.offsets
+    if len(logprob) != offsets[-1]:
+        raise DataError(expected_found("answer scores", f"{offsets[-1]} values", len(logprob)))
+    n = len(layout.n_true)
+    mc1, mc2 = np.zeros(n), np.zeros(n)
+    for row in range(n):
+        at, n_true = int(offsets[row]), int(layout.n_true[row])
+        true_lp = logprob[at + 1 : at + 1 + n_true]
+        false_lp = logprob[at + 1 + n_true : offsets[row + 1]]
+        mc1[row], mc2[row] = mc_scores(float(logprob[at]), true_lp.tolist(), false_lp.tolist())
+    return mc1, mc2
+
+
 def score_truthfulqa(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -165,20 +228,9 @@ def score_truthfulqa(
         from sea_dist.data import PromptTemplate
 
         template = PromptTemplate("qa")
-    sets = [answer_sets(item) for item in items]
-    pairs: list[tuple[str, str]] = []
-    for item, (best, true, false) in zip(items, sets):
-        prompt = template.render(item.question)
-        pairs += [(prompt, template.completion(a)) for a in (best, *true, *false)]
+    pairs, layout = truthfulqa_pairs(items, template)
     logprob = score_completions(model, tokenizer, pairs, batch_size, max_length).logprob
-    mc1, mc2 = np.zeros(len(items)), np.zeros(len(items))
-    at = 0
-    for row, (_, true, false) in enumerate(sets):
-        best_lp = float(logprob[at])
-        true_lp = logprob[at + 1 : at + 1 + len(true)]
-        false_lp = logprob[at + 1 + len(true) : at + 1 + len(true) + len(false)]
-        mc1[row], mc2[row] = mc_scores(best_lp, true_lp.tolist(), false_lp.tolist())
-        at += 1 + len(true) + len(false)
+    mc1, mc2 = mc_from_logprobs(logprob, layout)
     return TruthfulQAScores(
         ids=tuple(item.id for item in items),
         categories=tuple(item.category for item in items),

@@ -135,11 +135,10 @@ def connect_ray_if_needed(scheduler: str) -> None:
     """Entry points only: connect to (or start) Ray when the pass runs on Dask-on-Ray."""
     if scheduler != "ray":
         return
-    import ray
+    from sea_dist.collect.cluster import init_ray
 
-    if not ray.is_initialized():
-        # RAY_ADDRESS (set inside Ray jobs) selects the cluster; otherwise a local one starts.
-        ray.init()
+    # RAY_ADDRESS (set inside Ray jobs) selects the cluster; otherwise a fresh local one starts.
+    init_ray(None)
 
 
 def register(subparsers: Any) -> None:

@@ -1,0 +1,100 @@
+"""BBQ two-fold for one setting of the study: fit on half the rows, score the other half, swap.
+
+The 4,000 disambiguated validation rows are split in two by a seeded permutation (the file is
+sorted by category, so halves by position would not be comparable). Demonstrations: the
+labelled answer is positive, the other person negative (:func:`sea_dist.data.bbq_demonstration`).
+SEA, its random-subspace controls and its swapped control are scored against the unedited model
+on the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sea_dist.errors import DataError, expected_found
+from sea_dist.evaluate.loglik import EncodedPairs
+from sea_dist.evaluate.settings import Setting, variants_of
+from sea_dist.evaluate.stats import paired_bootstrap
+
+BBQ_FILE = "bbq-validation-disambig.jsonl"
+
+
+def bbq_folds(path: Path, limit: int | None, seed: int = 0) -> list[list[Any]]:
+    """Two disjoint halves of the BBQ rows (``limit`` rows each when set)."""
+    from sea_dist.data import load_bbq_items
+
+    if not path.is_file():
+        raise DataError(
+            expected_found("BBQ two-fold", str(path), "no such file", "set evaluate.data_dir")
+        )
+    items = load_bbq_items(path)
+    order = np.random.default_rng(seed).permutation(len(items))
+    half = len(items) // 2
+    folds = [sorted(order[:half].tolist()), sorted(order[half:].tolist())]
+    if limit is not None:
+        folds = [fold[:limit] for fold in folds]
+    return [[items[i] for i in fold] for fold in folds]
+
+
+def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[str, Any]:
+    """Accuracy of the unedited model, SEA and its controls, two-fold over the BBQ rows.
+
+    Args:
+        study: the running :class:`~sea_dist.evaluate.twofold.TwofoldStudy` (model, cache).
+        setting: the setting to fit and apply.
+        data_dir: the benchmark data folder (holding ``bbq/``).
+        options: the study's :class:`~sea_dist.evaluate.twofold.TwofoldOptions`.
+
+    Returns:
+        ``{"setting", "n", "unedited", "sea", "random", "swapped", "vs": {...}}``.
+    """
+    from sea_dist.data import bbq_demonstration
+    from sea_dist.evaluate.bbq import bbq_prompt
+
+    folds = bbq_folds(data_dir / "bbq" / BBQ_FILE, options.bbq_limit)
+    demos = [[bbq_demonstration(item, row) for row, item in enumerate(fold)] for fold in folds]
+    template, tokenizer = study.template, study.loaded.tokenizer
+    tests, labels = [], []
+    for fit_fold in (0, 1):
+        items = folds[1 - fit_fold]
+        pairs = [
+            (template.render(bbq_prompt(item)), template.completion(answer))
+            for item in items
+            for answer in item.answers
+        ]
+        tests.append(EncodedPairs.build(tokenizer, pairs))
+        labels.append(np.array([item.label for item in items]))
+    label = np.concatenate(labels)
+    fits = [study.fit("bbq", fold, setting, demos[fold]) for fold in (0, 1)]
+
+    def correct(scores: Any) -> np.ndarray:
+        return (scores.logprob.reshape(-1, 3).argmax(axis=1) == label).astype(np.float64)
+
+    def tick(_: str) -> None:
+        return None
+
+    results = {
+        "unedited": correct(study.score("bbq-unedited", None, [None, None], tests, None, tick))
+    }
+    randoms = []
+    for variant in variants_of(setting, options.seeds):
+        scores = study.score(f"bbq-{variant.key}", variant, fits, tests, None, tick)
+        if variant.control == "random":
+            randoms.append(correct(scores))
+        else:
+            results[variant.control or "sea"] = correct(scores)
+    results["random"] = np.mean(randoms, axis=0)
+    sea = results["sea"]
+    vs = {}
+    for name in ("unedited", "random", "swapped"):
+        diff = paired_bootstrap(sea, results[name], resamples=options.resamples)
+        vs[name] = {"mean": diff.mean, "low": diff.low, "high": diff.high}
+    return {
+        "setting": setting.name,
+        "n": int(label.size),
+        **{name: float(values.mean()) for name, values in results.items()},
+        "vs": vs,
+    }

@@ -1,0 +1,200 @@
+"""The pipeline job submitted through the Ray Jobs SDK to a real local Ray head.
+
+One head per module (``ray start --head --block`` on 127.0.0.1 in its own process group, its own
+``--temp-dir``, stopped by signalling that process, so no other Ray cluster on the machine is
+touched). Jobs are submitted over HTTP with :class:`ray.job_submission.JobSubmissionClient`, the
+repository as ``working_dir``, and the venv's python by absolute path (the job's default python
+may lack the packages). The config is tiny: a random 3-layer llama saved to a folder, 16 built-in
+demonstrations, 2 layers, ``neutral: prompt``, the ``builtin`` evaluation on 8 questions, every
+path absolute inside ``tmp_path``. ``collect.ray_address`` stays unset: the job must join the head
+through the ``RAY_ADDRESS`` Ray sets for it, not start a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sea_dist.artifacts.registry import Registry
+from sea_dist.collect.driver import ACTOR_PREFIX
+from sea_dist.job_entry import parse_result
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = Path(sys.executable).with_name("ray")
+JOB_TIMEOUT_S = 600  # 2 shared cores: the whole pipeline job takes 1-2 minutes
+FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> Iterator[str]:
+    """Dashboard URL of a fresh local Ray head (2 CPUs), stopped after the module."""
+    temp_dir = tempfile.mkdtemp(prefix="sea-jobs-", dir="/tmp")
+    port = free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    command = [
+        str(RAY),
+        "start",
+        "--head",
+        "--block",
+        f"--port={free_port()}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={port}",
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        "--num-cpus=2",
+        "--include-dashboard=true",
+        f"--temp-dir={temp_dir}",
+    ]
+    log = open(Path(temp_dir) / "ray-start.log", "wb")  # noqa: SIM115 - closed in teardown
+    head = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # 2 shared cores: startup takes 10-60 s
+        while True:
+            if head.poll() is not None:
+                raise RuntimeError(
+                    f"ray start exited: {(Path(temp_dir) / 'ray-start.log').read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{address}/api/jobs/", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Ray dashboard did not come up within 180 s")
+            time.sleep(1)
+        yield address
+    finally:
+        # SIGTERM to `ray start --block` stops exactly the processes it started.
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(10)
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's session logs and sockets
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import save_tiny_model
+
+    return save_tiny_model("llama", tmp_path_factory.mktemp("model") / "tiny-llama")
+
+
+def tiny_config(root: Path, model: Path) -> dict[str, Any]:
+    """The smallest full pipeline config, every path absolute under ``root``."""
+    return {
+        "model": {"id": str(model), "device": "cpu", "dtype": "float32"},
+        "data": {"source": "builtin", "limit": 16},
+        "collect": {
+            "layers": [0, 2],
+            "neutral": "prompt",
+            "batch_size": 4,
+            "rows_per_shard": 8,
+            "num_actors": 1,
+        },
+        "store": {"url": str(root / "store.zarr")},
+        "fit": {"out": str(root / "fit")},
+        "publish": {"registry": str(root / "registry"), "name": "jobs-submit"},
+        "evaluate": {"tasks": ["builtin"], "limit": 8, "out": str(root / "eval")},
+    }
+
+
+def submit(dashboard: str, config: Path) -> tuple[str, str, str]:
+    """Submit ``jobs/pipeline.py --config config``; wait; return (job id, final status, logs)."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(dashboard)
+    job_id = client.submit_job(
+        # The venv's python by absolute path: the job's default python may lack the packages.
+        entrypoint=shlex.join([sys.executable, "jobs/pipeline.py", "--config", str(config)]),
+        runtime_env={
+            "working_dir": str(REPO),  # uploaded; .gitignore'd paths (.venv, sea-runs) are not
+            "excludes": [".git", ".gpu"],
+            "env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        },
+    )
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    status = str(client.get_job_status(job_id))
+    while status not in FINAL and time.monotonic() < deadline:
+        time.sleep(1)
+        status = str(client.get_job_status(job_id))
+    if status not in FINAL:
+        client.stop_job(job_id)  # do not leave it running on the shared machine
+    return job_id, status, client.get_job_logs(job_id)
+
+
+def collector_actors(dashboard: str) -> list[str]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=dashboard, limit=1000)
+    return [str(a.name) for a in actors if str(a.name).startswith(ACTOR_PREFIX)]
+
+
+def test_pipeline_job_succeeds_and_publishes(
+    dashboard: str, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path, model_dir)))
+
+    job_id, status, logs = submit(dashboard, config)
+    with capsys.disabled():  # the job's output is the evidence this test exists for
+        print(f"\n$ ray job logs {job_id}  # status {status}\n{logs}")
+    assert status == "SUCCEEDED", f"job {job_id} ended {status}; logs:\n{logs}"
+
+    result = parse_result(logs)
+    assert result is not None, f"no SEA_DIST_RESULT line in the logs:\n{logs}"
+    assert result["status"] == "ok" and result["job"] == "pipeline", result
+    assert result["artifact"] == "jobs-submit@1", result
+    assert result["registry"] == str(tmp_path / "registry")
+    assert ("builtin", "accuracy") in [(m["task"], m["metric"]) for m in result["metrics"]]
+    assert Path(result["report"]).is_file()
+
+    # The job joined the head through RAY_ADDRESS; its collector ran there.
+    assert "Started a local Ray instance" not in logs
+    assert collector_actors(dashboard), "no collector actor was recorded by the head"
+
+    registry = Registry(str(tmp_path / "registry"))
+    assert registry.resolve(result["artifact"]).ref == "jobs-submit@1"
+    assert [v["ref"] for v in registry.versions("jobs-submit")] == ["jobs-submit@1"]
+    assert sorted(registry.load(result["artifact"]).layers) == [0, 2]
+
+
+def test_broken_config_fails_with_one_line_error(dashboard: str, tmp_path: Path) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text(yaml.safe_dump({"collect": {"batch_size": "eight"}}))
+
+    job_id, status, logs = submit(dashboard, config)
+    assert status == "FAILED", f"job {job_id} ended {status}; logs:\n{logs}"
+    assert "collect.batch_size: expected int, found 'eight'" in logs, logs
+    assert "Traceback" not in logs, logs
+    result = parse_result(logs)
+    assert result is not None and result["status"] == "error", logs
+    assert result["error"] == "collect.batch_size: expected int, found 'eight'"
