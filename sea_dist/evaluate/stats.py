@@ -68,6 +68,8 @@ def paired_bootstrap(
         )
     if not 0.0 < level < 1.0:
         raise DataError(expected_found("level", "a coverage in (0, 1)", level))
+    if resamples < 1:
+        raise DataError(expected_found("resamples", "an integer >= 1", resamples))
     diff = a - b
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)

@@ -134,8 +134,9 @@ def mc_scores(best: float, true: Sequence[float], false: Sequence[float]) -> tup
     false_arr = np.asarray(false, dtype=np.float64)
     true_arr = np.asarray(true, dtype=np.float64)
     mc1 = 1.0 if best > float(np.max(false_arr)) else 0.0
-    # sum_t / (sum_t + sum_f) = 1 / (1 + exp(lse(f) - lse(t))), stable for any magnitude
-    mc2 = float(1.0 / (1.0 + np.exp(_logsumexp(false_arr) - _logsumexp(true_arr))))
+    # sum_t / (sum_t + sum_f) = exp(lse(t) - logaddexp(lse(t), lse(f))): no overflow for any gap
+    lse_true = _logsumexp(true_arr)
+    mc2 = float(np.exp(lse_true - np.logaddexp(lse_true, _logsumexp(false_arr))))
     return mc1, mc2
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sea_dist.config import SeaConfig
-from sea_dist.errors import DataError, expected_found
+from sea_dist.errors import ConfigError, DataError, expected_found
 from sea_dist.evaluate.loglik import EncodedPairs
 from sea_dist.evaluate.settings import DEFAULT_GRID, Setting, Variant, variants_of
 from sea_dist.evaluate.truthfulqa import AnswerLayout, truthfulqa_pairs
@@ -142,6 +142,42 @@ def study_fingerprint(config: SeaConfig, revision: str, ids: Sequence[str]) -> s
     }
     blob = json.dumps(document, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_options(options: TwofoldOptions) -> None:
+    """Refuse bad options before any work (a full study takes hours on a CPU).
+
+    Raises:
+        ConfigError: no settings, seeds/limits/batch below 1, or ``bbq`` not ``best`` nor a
+            setting of the grid.
+    """
+    if not options.settings:
+        raise ConfigError(expected_found("settings", "at least one", "none"))
+    for name in ("seeds", "batch_size", "resamples", "limit", "bbq_limit"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            flag = name.replace("_", "-")
+            raise ConfigError(expected_found(f"{name} (--{flag})", "an integer >= 1", value))
+    names = [setting.name for setting in options.settings]
+    if options.bbq is not None and options.bbq != "best" and options.bbq not in names:
+        raise ConfigError(
+            expected_found("bbq (--bbq)", f"'best' or one of {', '.join(names)}", options.bbq)
+        )
+
+
+def check_layers(settings: Sequence[Setting], n_layers: int) -> None:
+    """Refuse ``last-L`` / ``first-L`` settings the model is too shallow for, before any work."""
+    for setting in settings:
+        spec = setting.layers
+        if spec != "all" and int(spec.split("-")[1]) > n_layers:
+            raise ConfigError(
+                expected_found(
+                    f"setting {setting.name}: layers",
+                    f"at most {n_layers} layers (the model's)",
+                    spec,
+                    "pick settings with --settings",
+                )
+            )
 
 
 class TwofoldStudy:
@@ -350,8 +386,7 @@ def run_twofold(
     from sea_dist.models import load_model
 
     options = options or TwofoldOptions()
-    if not options.settings:
-        raise DataError(expected_found("settings", "at least one", "none"))
+    check_options(options)
     data_dir = _data_dir(config)
     if data_dir is None:
         raise DataError(
@@ -364,6 +399,7 @@ def run_twofold(
         )
     folds = fold_items(data_dir, options.limit)
     loaded = loaded or load_model(config.model)
+    check_layers(options.settings, loaded.n_layers)
     study = TwofoldStudy(config, loaded, Path(out), options, progress)
     data = study.prepare(folds)
 

@@ -9,6 +9,7 @@ on the same rows.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
     from sea_dist.evaluate.bbq import bbq_prompt
 
     folds = bbq_folds(data_dir / "bbq" / BBQ_FILE, options.bbq_limit)
+    # the cache keys name the rows, so another --bbq-limit never reuses stale entries
+    ids = hashlib.sha256("\n".join(i.id for fold in folds for i in fold).encode()).hexdigest()
+    task = f"bbq-{ids[:12]}"
     demos = [[bbq_demonstration(item, row) for row, item in enumerate(fold)] for fold in folds]
     template, tokenizer = study.template, study.loaded.tokenizer
     tests, labels = [], []
@@ -68,7 +72,7 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
         tests.append(EncodedPairs.build(tokenizer, pairs))
         labels.append(np.array([item.label for item in items]))
     label = np.concatenate(labels)
-    fits = [study.fit("bbq", fold, setting, demos[fold]) for fold in (0, 1)]
+    fits = [study.fit(task, fold, setting, demos[fold]) for fold in (0, 1)]
 
     def correct(scores: Any) -> np.ndarray:
         return (scores.logprob.reshape(-1, 3).argmax(axis=1) == label).astype(np.float64)
@@ -77,11 +81,11 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
         return None
 
     results = {
-        "unedited": correct(study.score("bbq-unedited", None, [None, None], tests, None, tick))
+        "unedited": correct(study.score(f"{task}-unedited", None, [None, None], tests, None, tick))
     }
     randoms = []
     for variant in variants_of(setting, options.seeds):
-        scores = study.score(f"bbq-{variant.key}", variant, fits, tests, None, tick)
+        scores = study.score(f"{task}-{variant.key}", variant, fits, tests, None, tick)
         if variant.control == "random":
             randoms.append(correct(scores))
         else:
