@@ -127,7 +127,9 @@ def test_exact_and_randomized_paths_agree(
     omega = (u * s) @ v.T
     exact = exact_svd(omega.copy(), ratio)
     sketch = randomized_svd(omega, ratio, initial_rank=2, oversample=4, seed=seed)
-    assert sketch.path == "randomized"
+    # a sketch that would outgrow max_rank_fraction * d hands over to the exact path (documented;
+    # e.g. d=16 with five equal singular values): either way the result must equal the exact one
+    assert sketch.path in ("randomized", "exact")
     assert sketch.k == exact.k
     assert np.linalg.norm(_projector(sketch.U) - _projector(exact.U)) < 1e-6
     assert sketch.energy == pytest.approx(exact.energy, abs=1e-9)
