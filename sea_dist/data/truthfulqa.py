@@ -109,11 +109,6 @@ def truthfulqa_demonstrations(
     Raises:
         DataError: as :func:`load_truthfulqa_items`, or an unknown ``positive``/``negative``.
     """
-    if positive not in ("best", "first") or negative not in ("first", "last"):
-        raise DataError(
-            f"truthfulqa: expected positive in best/first and negative in first/last, "
-            f"found {positive!r}/{negative!r}; fix data.positive/data.negative"
-        )
     return demonstrations_from_items(
         load_truthfulqa_items(path), positive, negative, Path(path).name
     )

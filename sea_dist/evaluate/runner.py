@@ -40,7 +40,8 @@ def subset(items: Sequence[Any], limit: int | None, seed: int = 0) -> list[Any]:
     return [items[i] for i in chosen]
 
 
-def _data_dir(config: SeaConfig) -> Path | None:
+def benchmark_data_dir(config: SeaConfig) -> Path | None:
+    """``evaluate.data_dir``, else :func:`sea_dist.data.default_data_dir` (None: not found)."""
     from sea_dist.data import default_data_dir
 
     if config.evaluate.data_dir:
@@ -65,7 +66,7 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
     template = make_template(config.data, tokenizer)
     batch = config.evaluate.batch_size
     limit = config.evaluate.limit
-    data_dir = _data_dir(config)
+    data_dir = benchmark_data_dir(config)
     scorers: dict[str, Scorer] = {}
     for task in config.evaluate.tasks:
         if task == "truthfulqa":

@@ -380,14 +380,14 @@ def run_twofold(
     """
     from tqdm.auto import tqdm
 
-    from sea_dist.evaluate.runner import _data_dir
+    from sea_dist.evaluate.runner import benchmark_data_dir
     from sea_dist.evaluate.twofold_bbq import run_bbq
     from sea_dist.evaluate.twofold_report import summarise, write_twofold_report
     from sea_dist.models import load_model
 
     options = options or TwofoldOptions()
     check_options(options)
-    data_dir = _data_dir(config)
+    data_dir = benchmark_data_dir(config)
     if data_dir is None:
         raise DataError(
             expected_found(

@@ -237,21 +237,15 @@ def _plots(summary: Mapping[str, Any], out: Path) -> list[str]:
     rows = summary["settings"]
     names = [row["name"] for row in rows]
     x = np.arange(len(rows))
+    base = summary["unedited"]["mc2"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
     for offset, (label, key) in zip(
         (-0.27, 0.0, 0.27), (("SEA", None), ("random", "random"), ("swapped", "swapped"))
     ):
         if key is None:
             values = [row["vs"]["unedited"]["mc2"] for row in rows]
-        else:  # the control's own change vs unedited = SEA's change minus SEA's margin over it
-            values = [
-                {
-                    "mean": row["vs"]["unedited"]["mc2"]["mean"] - row["vs"][key]["mc2"]["mean"],
-                    "low": np.nan,
-                    "high": np.nan,
-                }
-                for row in rows
-            ]
+        else:  # the controls' own change; the table carries their intervals against SEA
+            values = [{"mean": row["controls"][key]["mc2"] - base} for row in rows]
         means = np.array([v["mean"] for v in values])
         errors = None
         if key is None:

@@ -12,22 +12,16 @@ through the ``RAY_ADDRESS`` Ray sets for it, not start a cluster of its own.
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ray_head import local_ray_head
 
 from sea_dist.artifacts.registry import Registry
 from sea_dist.collect.driver import ACTOR_PREFIX
@@ -36,69 +30,15 @@ from sea_dist.job_entry import parse_result
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-RAY = Path(sys.executable).with_name("ray")
 JOB_TIMEOUT_S = 600  # 2 shared cores: the whole pipeline job takes 1-2 minutes
 FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def dashboard() -> Iterator[str]:
     """Dashboard URL of a fresh local Ray head (2 CPUs), stopped after the module."""
-    temp_dir = tempfile.mkdtemp(prefix="sea-jobs-", dir="/tmp")
-    port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    command = [
-        str(RAY),
-        "start",
-        "--head",
-        "--block",
-        f"--port={free_port()}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={port}",
-        f"--ray-client-server-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        "--num-cpus=2",
-        "--include-dashboard=true",
-        f"--temp-dir={temp_dir}",
-    ]
-    log = open(Path(temp_dir) / "ray-start.log", "wb")  # noqa: SIM115 - closed in teardown
-    head = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    address = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # 2 shared cores: startup takes 10-60 s
-        while True:
-            if head.poll() is not None:
-                raise RuntimeError(
-                    f"ray start exited: {(Path(temp_dir) / 'ray-start.log').read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{address}/api/jobs/", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("Ray dashboard did not come up within 180 s")
-            time.sleep(1)
+    with local_ray_head("sea-jobs-") as address:
         yield address
-    finally:
-        # SIGTERM to `ray start --block` stops exactly the processes it started.
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(90)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(10)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's session logs and sockets
 
 
 @pytest.fixture(scope="module")
