@@ -3,16 +3,21 @@
 Each concept contributes its subcommands through a small ``commands`` module exposing
 ``register(subparsers)``; handlers take the parsed namespace and return an exit code. Command
 modules import heavy libraries (torch, ray, dask) inside their handlers so ``--help`` is instant.
-Every :class:`SeaDistError` becomes one line on stderr and exit code 2, never a traceback.
+Every :class:`SeaDistError` becomes one line on stderr and exit code 2, never a traceback. A
+reader that closes standard output early (``sea-dist registry versions NAME | head -1``) ends
+the command quietly with exit code 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from sea_dist import __version__
 from sea_dist.errors import SeaDistError
@@ -24,6 +29,7 @@ COMMAND_MODULES = (
     "sea_dist.fit.commands",
     "sea_dist.artifacts.commands",
     "sea_dist.evaluate.commands",
+    "sea_dist.studies.commands",
     "sea_dist.schedule.commands",
 )
 
@@ -56,8 +62,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutClosed(Exception):
+    """Whoever read our standard output went away (``sea-dist ... | head -1``)."""
+
+
+class _GuardedStdout:
+    """Standard output whose broken pipe is :class:`_StdoutClosed`, not an ``OSError``.
+
+    Command handlers report ``OSError`` as storage or network failures; a reader that closed
+    the pipe is neither, and not an error at all, so it must not look like one.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise _StdoutClosed from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise _StdoutClosed from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _discard_stdout(stream: TextIO) -> None:
+    """Point the closed standard output at /dev/null, so the exit flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file descriptor (captured in tests): nothing is flushed at exit
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sea-dist`` console script."""
+    stdout = sys.stdout
+    sys.stdout = _GuardedStdout(stdout)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be handled
+        return code
+    except _StdoutClosed:
+        _discard_stdout(stdout)
+        return 0  # the reader has what it wanted (`| head`): not an error
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

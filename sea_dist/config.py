@@ -8,6 +8,7 @@ them, collecting *every* problem as ``field.path: expected ..., found ...`` befo
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from sea_dist.errors import ConfigError
+from sea_dist.errors import ConfigError, excerpt
+from sea_dist.format.recipe import DamageBudget
 
 DEMO_MODEL_ID = "smollm2-135m-instruct"
 SITES = ("residual", "mlp", "attn")
-LAYER_SPEC_RE = re.compile(r"^(all|last-[1-9][0-9]*|first-[1-9][0-9]*)$")
+LAYER_SPEC_RE = re.compile(r"^(all|(last|first)-[1-9][0-9]*|(last|first)-([1-9][0-9]?|100)%)$")
 
 LayerSpec = str | tuple[int, ...]
 """``"all"``, ``"last-L"``, ``"first-L"`` or an explicit tuple of 0-based decoder layer indices."""
@@ -47,6 +49,22 @@ def _positive(name: str, value: float | int | None) -> list[str]:
     if value is not None and value <= 0:
         return [f"{name}: expected a value > 0, found {value!r}"]
     return []
+
+
+def _at_most(name: str, value: float | int | None, high: float | int, why: str) -> list[str]:
+    """Upper bounds: a value past them is a typo, and would exhaust memory or time later."""
+    if value is not None and value > high:
+        return [f"{name}: expected at most {high} ({why}), found {value!r}"]
+    return []
+
+
+# Upper bounds of the sizes and counts in a config; each is far beyond any sensible run.
+MAX_ROWS_PER_SHARD = 65_536
+"""One chunk holds rows_per_shard x d values (65536 x 8192 float32 = 2 GiB)."""
+MAX_BATCH = 4_096
+MAX_NEW_TOKENS = 32_768
+MAX_COUNT = 1_000_000_000
+"""Demonstration and question limits."""
 
 
 class _Checked:
@@ -80,7 +98,9 @@ class ModelConfig(_Checked):
         if not self.id.strip():
             problems.append("id: expected a model id or path, found ''")
         if not re.match(r"^(cpu|auto|cuda(:[0-9]+)?|mps)$", self.device):
-            problems.append(f"device: expected cpu, auto, cuda or cuda:N, found {self.device!r}")
+            problems.append(
+                f"device: expected cpu, auto, cuda or cuda:N, found {excerpt(self.device)}"
+            )
         return problems
 
 
@@ -106,6 +126,7 @@ class DataConfig(_Checked):
 
     def _problems(self) -> list[str]:
         problems = _positive("limit", self.limit)
+        problems += _at_most("limit", self.limit, MAX_COUNT, "demonstrations")
         if self.source in ("jsonl", "csv", "parquet", "halueval") and not self.path:
             problems.append(f"path: expected a file path for source {self.source!r}, found None")
         unknown = set(self.columns) - {"id", "prompt", "positive", "negative"}
@@ -158,6 +179,15 @@ class CollectConfig(_Checked):
             )
         for name in ("max_new_tokens", "batch_size", "rows_per_shard", "max_in_flight"):
             problems += _positive(name, getattr(self, name))
+        problems += _at_most("max_new_tokens", self.max_new_tokens, MAX_NEW_TOKENS, "tokens")
+        problems += _at_most("batch_size", self.batch_size, MAX_BATCH, "sequences per pass")
+        problems += _at_most(
+            "rows_per_shard", self.rows_per_shard, MAX_ROWS_PER_SHARD, "rows per Zarr chunk"
+        )
+        problems += _at_most("max_in_flight", self.max_in_flight, 1024, "shards per actor")
+        problems += _at_most("num_actors", self.num_actors, 100_000, "actors")
+        problems += _at_most("max_retries", self.max_retries, 1000, "retries per shard")
+        problems += _at_most("num_gpus_per_actor", self.num_gpus_per_actor, 1024, "GPUs")
         if self.num_actors < 0:
             problems.append(f"num_actors: expected >= 0, found {self.num_actors}")
         if self.max_retries < 0:
@@ -212,8 +242,15 @@ class FitConfig(_Checked):
             if not 0.0 < value <= 1.0:
                 problems.append(f"{name}: expected a ratio in (0, 1], found {value!r}")
         problems += _positive("fixed_k", self.fixed_k)
+        problems += _at_most("fixed_k", self.fixed_k, 1_000_000, "directions")
         problems += _positive("feature_map_scale", self.feature_map_scale)
+        problems += _at_most("feature_map_scale", self.feature_map_scale, 1e6, "input scale")
         problems += _positive("chunk_rows", self.chunk_rows)
+        problems += _at_most("chunk_rows", self.chunk_rows, 100_000_000, "rows per block")
+        problems += _at_most("oversample", self.oversample, 100_000, "extra directions")
+        problems += _at_most("power_iterations", self.power_iterations, 1000, "iterations")
+        if self.seed < 0:
+            problems.append(f"seed: expected an integer >= 0, found {self.seed}")
         if self.oversample < 0 or self.power_iterations < 0:
             problems.append(
                 "oversample/power_iterations: expected >= 0, "
@@ -240,11 +277,16 @@ class PublishConfig(_Checked):
     registry: str = "sea-runs/registry"
     name: str = "sea-demo"
     aliases: tuple[str, ...] = ()
+    gated_aliases: tuple[str, ...] = ("production", "prod")
+    """Aliases that move only to a version whose evaluation record passes the promotion gate
+    (see :mod:`sea_dist.artifacts.gate`)."""
 
     def _problems(self) -> list[str]:
         problems = []
-        for label, value in [("name", self.name)] + [("aliases", a) for a in self.aliases]:
-            if not NAME_RE.fullmatch(value) or value == "latest" and label == "aliases":
+        named = [("aliases", a) for a in self.aliases]
+        named += [("gated_aliases", a) for a in self.gated_aliases]
+        for label, value in [("name", self.name)] + named:
+            if not NAME_RE.fullmatch(value) or value == "latest" and label != "name":
                 problems.append(
                     f"{label}: expected lowercase letters, digits, '.', '_' or '-' "
                     f"(not 'latest' for an alias), found {value!r}"
@@ -263,10 +305,23 @@ class EvaluateConfig(_Checked):
     layers: LayerSpec = "all"
     """Which of the artifact's layers to edit at evaluation time."""
     out: str = "sea-runs/eval"
+    budget: DamageBudget = field(default_factory=DamageBudget)
+    """The damage budget the run's evaluation record is judged against (the promotion gate)."""
 
     def _problems(self) -> list[str]:
         problems = _check_layers("layers", self.layers)
         problems += _positive("limit", self.limit) + _positive("batch_size", self.batch_size)
+        problems += _at_most("limit", self.limit, MAX_COUNT, "questions")
+        problems += _at_most("batch_size", self.batch_size, MAX_BATCH, "sequences per pass")
+        for name, value in self.budget.to_dict().items():
+            if not math.isfinite(value):
+                problems.append(f"budget.{name}: expected a finite number, found {value!r}")
+        problems += _positive("budget.max_perplexity_ratio", self.budget.max_perplexity_ratio)
+        for name in ("max_builtin_accuracy_drop", "max_generation_drop"):
+            if getattr(self.budget, name) < 0:
+                problems.append(
+                    f"budget.{name}: expected a value >= 0, found {getattr(self.budget, name)!r}"
+                )
         return problems
 
 
@@ -285,10 +340,29 @@ class ScheduleEntry(_Checked):
     address: str = "http://127.0.0.1:8265"
 
     def _problems(self) -> list[str]:
+        import datetime as dt
+
+        # Here, not at module level: the schedule package imports this module.
+        from sea_dist.schedule.cron import CronExpression
+
+        problems = []
+        if not self.name.strip():
+            problems.append("name: expected a non-empty schedule name, found ''")
         fields = self.cron.split()
         if len(fields) != 5 or not all(CRON_FIELD_RE.match(f) for f in fields):
-            return [f"cron: expected 5 fields like '0 3 * * *', found {self.cron!r}"]
-        return []
+            return problems + [
+                f"cron: expected 5 fields like '0 3 * * *', found {excerpt(self.cron)}"
+            ]
+        # The scheduler's own parser: field ranges, steps and the IANA time zone, so that
+        # validate-config refuses what `sea-dist schedule` would refuse at its first tick.
+        # Fields and zone are parsed apart, so that both are reported in one round.
+        for expression, zone in ((self.cron, "UTC"), ("0 0 * * *", self.timezone)):
+            try:
+                cron = CronExpression.parse(expression, zone)
+                cron.next_fire(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # never fires: refused
+            except ConfigError as error:
+                problems += error.problems
+        return problems
 
 
 @dataclass(frozen=True)
@@ -297,6 +371,16 @@ class ScheduleConfig(_Checked):
 
     schedules: tuple[ScheduleEntry, ...] = ()
     history: str = "sea-runs/schedule-history.parquet"
+
+    def _problems(self) -> list[str]:
+        names = [entry.name for entry in self.schedules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            return [
+                f"schedules: expected unique names, found {excerpt(duplicates)} more than once; "
+                "rename the duplicates"
+            ]
+        return []
 
 
 @dataclass(frozen=True)
@@ -315,6 +399,9 @@ class SeaConfig(_Checked):
 
 T = TypeVar("T")
 _INVALID = object()
+INT_LIMIT = 2**63 - 1
+"""No config integer is larger (it would overflow int64 in numpy, zarr and Ray)."""
+FLOAT_LIMIT = 1e300
 
 
 def _type_name(tp: Any) -> str:
@@ -356,7 +443,10 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
     elif origin is dict:
         key_type, value_type = get_args(tp)
         if isinstance(value, dict) and all(isinstance(k, key_type) for k in value):
-            return {k: _convert(value_type, v, f"{path}.{k}", problems) for k, v in value.items()}
+            return {
+                k: _convert(value_type, v, f"{path}.{_key_text(k)}", problems)
+                for k, v in value.items()
+            }
     elif tp is type(None):
         if value is None:
             return None
@@ -365,17 +455,32 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            if abs(value) <= INT_LIMIT:
+                return value
+            problems.append(
+                f"{path}: expected an integer of at most {INT_LIMIT}, found {excerpt(value)}"
+            )
+            return _INVALID
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            # NaN and inf pass every '<' check below; int -> float can overflow (1e400).
+            number = float(value) if abs(value) <= FLOAT_LIMIT else math.inf
+            if math.isfinite(number):
+                return number
+            problems.append(f"{path}: expected a finite number, found {excerpt(value)}")
+            return _INVALID
     elif tp is str:
         if isinstance(value, str):
             return value
     else:  # pragma: no cover - a config field with a type this converter does not know
         raise TypeError(f"unsupported config type {tp!r}")
-    problems.append(f"{path}: expected {_type_name(tp)}, found {value!r}")
+    problems.append(f"{path}: expected {_type_name(tp)}, found {excerpt(value)}")
     return _INVALID
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key as it appears in a field path (short, whatever the key is)."""
+    return key if isinstance(key, str) and len(key) <= 60 else excerpt(key, 60)
 
 
 def _build(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
@@ -383,14 +488,14 @@ def _build(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problems.append(f"{path or 'config'}: expected a mapping, found {data!r}")
+        problems.append(f"{path or 'config'}: expected a mapping, found {excerpt(data)}")
         return typing.cast(T, _INVALID)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
             problems.append(
-                f"{prefix}{key}: unknown key; expected one of {', '.join(sorted(known))}"
+                f"{prefix}{_key_text(key)}: unknown key; expected one of {', '.join(sorted(known))}"
             )
     kwargs: dict[str, Any] = {}
     before = len(problems)
@@ -426,19 +531,101 @@ def load_config(path: str | Path) -> SeaConfig:
     Raises:
         ConfigError: the file is missing, is not YAML, or holds invalid values.
     """
-    import yaml  # here, not at module level: the edit module imports config without PyYAML
+    return config_from_dict(read_config_document(path), SeaConfig)
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config: expected a YAML file, found no file at {str(path)!r}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(
-            f"config: expected valid YAML in {str(path)!r}, found {first_line}"
-        ) from None
-    return config_from_dict(data, SeaConfig)
+
+def read_config_document(path: str | Path) -> Any:
+    """The parsed YAML document of a config file, not yet validated.
+
+    Study commands read their own sections (``tune``, ``twofold``) from the same file.
+
+    Raises:
+        ConfigError: the file is missing or is not YAML, is over the size, depth or alias
+            expansion limits, or gives a key twice (see :mod:`sea_dist.config_yaml`).
+    """
+    # Here, not at module level: the edit module imports config without PyYAML.
+    from sea_dist.config_yaml import read_yaml_file
+
+    return read_yaml_file(path)
+
+
+def check_run_preconditions(
+    config: SeaConfig, evaluate: bool = True, overwrite_store: bool = False
+) -> None:
+    """Refuse, before any work starts, a run whose later stages are sure to fail.
+
+    ``sea-dist run`` (and ``run_pipeline``) call this first: collection and fitting take minutes
+    to hours, and a publish target that cannot be written must not be found out after them.
+    Checks that the publish registry is a writable kind of location (a folder or an fsspec URL,
+    not the read-only ``http://`` API), that every fsspec protocol is known, that no local
+    output location is a file or lies below one, and that the store URL holds a store or
+    nothing (:func:`~sea_dist.store.target.check_store_target`).
+
+    Args:
+        config: the run's validated config.
+        evaluate: the run will evaluate (``evaluate.out`` is written).
+        overwrite_store: the run may replace an existing store (``--overwrite-store``).
+
+    Raises:
+        ConfigError: one line per problem, naming the field and the fix.
+        StoreError: the store URL holds something that is not a store.
+    """
+    problems = []
+    registry = config.publish.registry
+    if registry.startswith(("http://", "https://")):
+        problems.append(
+            f"publish.registry: expected a folder or fsspec URL to publish into, found "
+            f"{excerpt(registry)}; the HTTP API of 'sea-dist registry serve' is read-only, "
+            "give the registry's storage folder or URL (e.g. s3://bucket/registry)"
+        )
+    outputs = [
+        ("store.url", config.store.url),
+        ("fit.out", config.fit.out),
+        ("publish.registry", registry),
+    ]
+    if evaluate:
+        outputs.append(("evaluate.out", config.evaluate.out))
+    for label, url in outputs:
+        problems += _location_problems(label, url)
+    if problems:
+        raise ConfigError(problems)
+    from sea_dist.store.target import check_store_target
+
+    check_store_target(config.store.url, overwrite_store or config.store.overwrite)
+
+
+def _location_problems(label: str, url: str) -> list[str]:
+    """Why ``url`` cannot become a folder that a run writes (empty list when it can)."""
+    if url.startswith(("http://", "https://")):
+        return []  # reported above for the registry; other http outputs fail in fsspec
+    if "://" in url:
+        import fsspec  # here: the edit module imports config without fsspec
+
+        protocol = url.split("://", 1)[0]
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except (ValueError, ImportError) as error:
+            return [
+                f"{label}: expected a folder or a known fsspec URL, found {excerpt(url)} "
+                f"({' '.join(str(error).split())[:120]}); fix the URL or install its package"
+            ]
+        return []
+    path = Path(url).expanduser()
+    if path.exists() and not path.is_dir():
+        return [
+            f"{label}: expected a folder, found the file {excerpt(str(path))}; "
+            "choose another location"
+        ]
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return [
+                    f"{label}: expected a location that can become a folder, found "
+                    f"{excerpt(str(path))} below the file {excerpt(str(parent))}; "
+                    "choose another location"
+                ]
+            break
+    return []
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -141,11 +141,15 @@ def resolve_layers(spec: LayerSpec, n_layers: int) -> tuple[int, ...]:
     """Turn a layer spec into sorted, distinct 0-based decoder layer indices.
 
     Args:
-        spec: ``"all"``, ``"last-L"``, ``"first-L"`` or an explicit sequence of indices.
-        n_layers: number of decoder blocks of the model.
+        spec: ``"all"``, ``"last-L"`` / ``"first-L"`` (L layers), ``"last-P%"`` / ``"first-P%"``
+            (P an integer in 1..100: ``P / 100 * n_layers`` layers rounded half up, at least 1),
+            or an explicit sequence of indices.
+        n_layers: number of decoder blocks of the model (or of whatever is being chosen from,
+            e.g. the fitted layers in :func:`sea_dist.edit.select_layers`).
 
     Returns:
-        Ascending layer indices, e.g. ``resolve_layers("last-2", 30) == (28, 29)``.
+        Ascending layer indices, e.g. ``resolve_layers("last-2", 30) == (28, 29)`` and
+        ``resolve_layers("last-66%", 32) == tuple(range(11, 32))`` (21 layers).
 
     Raises:
         ConfigError: the spec is malformed or asks for layers outside ``0..n_layers-1``.
@@ -154,12 +158,20 @@ def resolve_layers(spec: LayerSpec, n_layers: int) -> tuple[int, ...]:
     if isinstance(spec, str):
         if not LAYER_SPEC_RE.match(spec):
             raise ConfigError(
-                expected_found("layers", "'all', 'last-L', 'first-L' or a list of indices", spec)
+                expected_found(
+                    "layers",
+                    "'all', 'last-L', 'first-L', 'last-P%', 'first-P%' or a list of indices",
+                    spec,
+                )
             )
         if spec == "all":
             return tuple(range(n_layers))
         kind, count_text = spec.split("-")
-        count = int(count_text)
+        if count_text.endswith("%"):
+            # integer arithmetic, rounded half up: no float surprises (0.66 * 50 = 33.0000...4)
+            count = max(1, (int(count_text[:-1]) * n_layers + 50) // 100)
+        else:
+            count = int(count_text)
         if count > n_layers:
             raise ConfigError(
                 expected_found("layers", f"at most {n_layers} {kind} layers ({valid})", spec)

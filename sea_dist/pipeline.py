@@ -1,26 +1,59 @@
-"""The main job: collect -> fit -> publish -> evaluate -> report, for one config.
+"""The main job: collect -> fit -> evaluate -> publish -> promote through the gate, for one config.
 
-``sea-dist run CONFIG`` and ``jobs/pipeline.py`` both call :func:`run_pipeline`. Every stage is
-idempotent on its inputs: collection resumes a compatible store, the fit folder is rewritten,
-publishing adds a new immutable version, evaluation reads the just-published artifact.
+``sea-dist run CONFIG`` and ``jobs/pipeline.py`` (what scheduled refits submit) both call
+:func:`run_pipeline`. Every stage is idempotent on its inputs: collection resumes a compatible
+store, the fit folder is rewritten, evaluation measures the fit folder, publishing adds a new
+immutable version that carries the recipe and the evaluation record, and each configured alias
+moves only through the promotion gate (:mod:`sea_dist.artifacts.gate`). A refused alias is not an
+error: the version stays published, the alias stays where it was, and the summary says
+``gate: <alias> not moved to <name@v>: <reasons>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sea_dist.config import SeaConfig, config_to_dict
 from sea_dist.evaluate.report import MetricRow, metrics_table
+from sea_dist.format.recipe import EditRecipe, EvaluationRecord, gate_failures
+
+if TYPE_CHECKING:
+    from sea_dist.artifacts.gate import PromotionResult
 
 log = logging.getLogger(__name__)
+
+GATE_TASKS = ("truthfulqa", "builtin")
+"""Tasks the gate evaluation already measures (held-out TruthfulQA, built-in accuracy): the
+before/after runner scores only the others (``bbq``)."""
+
+
+def gate_summary(record: EvaluationRecord | None) -> str:
+    """``gate record: <effect> <value> [<lo>, <hi>]: pass`` (or FAIL and the reasons)."""
+    reasons = gate_failures(record)
+    if record is None:
+        return f"gate record: none ({reasons[0]})"
+    value, low, high = (record.metrics.get(k) for k in ("effect", "effect_lo", "effect_hi"))
+    shown = "not measured" if value is None else f"{value:+.4f}"
+    if value is not None and low is not None and high is not None:
+        shown += f" [{low:+.4f}, {high:+.4f}]"
+    verdict = "pass" if not reasons else f"FAIL ({'; '.join(reasons)})"
+    return f"gate record: {record.effect} {shown}: {verdict}"
 
 
 @dataclass
 class PipelineResult:
-    """What a pipeline run produced."""
+    """What a pipeline run produced.
+
+    Attributes:
+        evaluation: the version's evaluation record (None with ``evaluate=False``).
+        recipe: the recipe published with the version.
+        promotions: one result per configured alias (``moved`` False: the gate refused).
+    """
 
     store_url: str
     fit_dir: str
@@ -29,6 +62,9 @@ class PipelineResult:
     metrics: list[MetricRow] = field(default_factory=list)
     report: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    evaluation: EvaluationRecord | None = None
+    recipe: EditRecipe | None = None
+    promotions: list[PromotionResult] = field(default_factory=list)
 
     def summary(self) -> str:
         """Human-readable multi-line summary."""
@@ -37,12 +73,30 @@ class PipelineResult:
             f"artifact: {self.artifact_ref} (registry {self.registry})",
             f"store: {self.store_url}    fit: {self.fit_dir}",
             f"time: {stages}",
+            gate_summary(self.evaluation),
+            *[p.line() for p in self.promotions],
         ]
         if self.metrics:
             lines += ["", metrics_table(self.metrics)]
         if self.report:
             lines += ["", f"report: {self.report}"]
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data for job results."""
+        return {
+            "artifact": self.artifact_ref,
+            "registry": self.registry,
+            "store": self.store_url,
+            "fit_dir": self.fit_dir,
+            "report": self.report,
+            "metrics": [
+                {"task": m.task, "metric": m.metric, "before": m.before, "after": m.after}
+                for m in self.metrics
+            ],
+            "evaluation": self.evaluation.to_dict() if self.evaluation else None,
+            "promotions": [p.to_dict() for p in self.promotions],
+        }
 
 
 def run_pipeline(
@@ -57,7 +111,9 @@ def run_pipeline(
     Args:
         config: the validated run config.
         overwrite_store: replace an incompatible existing store instead of refusing it.
-        evaluate: score the unedited and edited model on ``config.evaluate.tasks``.
+        evaluate: measure the fit for the gate (held-out TruthfulQA against random controls,
+            damage) and score the other ``config.evaluate.tasks``; without it the version is
+            published unevaluated, so gated aliases do not move.
         progress: show progress bars.
 
     Raises:
@@ -81,29 +137,45 @@ def run_pipeline(
     fit_store(config.store.url, config.fit, out=config.fit.out, overwrite=True, progress=progress)
     seconds["fit"] = time.perf_counter() - start
 
+    metrics: list[MetricRow] = []
+    notes: list[str] = []
+    evaluation: EvaluationRecord | None = None
+    if evaluate:
+        start = time.perf_counter()
+        log.info("stage 3/4 evaluate %s for the gate", config.fit.out)
+        evaluation, recipe, metrics, notes = _evaluate(config, progress)
+        seconds["evaluate"] = time.perf_counter() - start
+    else:
+        from sea_dist.edit import load_edit
+        from sea_dist.evaluate.gate_record import run_recipe
+
+        recipe = run_recipe(config, load_edit(config.fit.out))
+        notes.append("not evaluated (--no-evaluate): gated aliases do not move")
+
     start = time.perf_counter()
-    log.info("stage 3/4 publish -> %s", config.publish.registry)
+    log.info("stage 4/4 publish -> %s", config.publish.registry)
     registry = Registry(config.publish.registry)
     resolved = registry.publish(
         config.fit.out,
         config.publish.name,
-        aliases=config.publish.aliases,
         config=config_to_dict(config),
         input_fingerprint=compute_input_fingerprint(config),
+        recipe=recipe,
+        evaluation=evaluation,
     )
-    ref = f"{config.publish.name}@{resolved.version}"
+    ref = resolved.ref
+    promotions = [
+        registry.promote(
+            config.publish.name,
+            resolved.version,
+            alias,
+            gated_aliases=config.publish.gated_aliases,
+        )
+        for alias in config.publish.aliases
+    ]
     seconds["publish"] = time.perf_counter() - start
     log.info("published %s", ref)
-
-    metrics: list[MetricRow] = []
-    notes: list[str] = []
-    if evaluate and config.evaluate.tasks:
-        from sea_dist.evaluate.runner import evaluate_before_after
-
-        start = time.perf_counter()
-        log.info("stage 4/4 evaluate %s", ", ".join(config.evaluate.tasks))
-        metrics, notes = evaluate_before_after(config, config.fit.out, progress=progress)
-        seconds["evaluate"] = time.perf_counter() - start
+    notes += [p.line() for p in promotions]
 
     from sea_dist.evaluate.report import write_report
 
@@ -118,4 +190,38 @@ def run_pipeline(
         metrics=metrics,
         report=str(report),
         seconds=seconds,
+        evaluation=evaluation,
+        recipe=recipe,
+        promotions=promotions,
     )
+
+
+def _evaluate(
+    config: SeaConfig, progress: bool
+) -> tuple[EvaluationRecord, EditRecipe, list[MetricRow], list[str]]:
+    """The gate evaluation of the fit folder, plus the before/after rows of the other tasks.
+
+    ``recipe.json`` and ``evaluation.json`` are written into the fit folder, so a later
+    ``sea-dist publish`` of it carries them too.
+    """
+    from sea_dist.evaluate.gate_record import gate_evaluation
+    from sea_dist.models import load_model
+
+    loaded = load_model(config.model)
+    gate = gate_evaluation(config, loaded, config.fit.out, progress=progress)
+    gate.write(config.fit.out)
+    rows, notes = list(gate.rows), list(gate.notes)
+    others = tuple(t for t in config.evaluate.tasks if t not in GATE_TASKS)
+    if others:
+        from sea_dist.evaluate.runner import evaluate_before_after
+
+        narrowed = dataclasses.replace(
+            config, evaluate=dataclasses.replace(config.evaluate, tasks=others)
+        )
+        more, more_notes = evaluate_before_after(
+            narrowed, config.fit.out, loaded=loaded, progress=progress
+        )
+        rows += [r for r in more if not r.task.startswith("heldout text")]  # measured above
+        notes += more_notes
+    notes.append(gate_summary(gate.record))
+    return gate.record, gate.recipe, rows, notes

@@ -2,9 +2,12 @@
 
 Layout below ``<root>/<name>/aliases/``:
 
-- ``current/<alias>.json``: ``{"alias", "version", "previous", "moved_at", "id"}``; replaced
-  atomically (temp file + ``os.replace`` locally, one PUT on object stores), so a reader sees the
-  old target or the new one.
+- ``current/<alias>.json``: ``{"alias", "version", "previous", "moved_at", "id", "gated",
+  "gate", "forced", "reason"}``; replaced atomically (temp file + ``os.replace`` locally, one PUT
+  on object stores), so a reader sees the old target or the new one. ``gated`` says the move went
+  through the promotion gate (:mod:`sea_dist.artifacts.gate`), ``gate`` its verdict
+  ``{"passed", "reasons"}`` (null for an ungated move), ``forced`` that a failing verdict was
+  overridden and ``reason`` why. Records written before these keys lack them.
 - ``history/<alias>/<UTC timestamp>-<id>.json``: one new object per move, never rewritten, so
   two concurrent movers cannot lose each other's history entry (the current pointer is
   last-writer-wins).
@@ -60,8 +63,47 @@ def read_alias(storage: Storage, name: str, alias: str) -> int | None:
         ) from None
 
 
-def move_alias(storage: Storage, name: str, alias: str, version: int) -> dict[str, Any]:
+def read_alias_record(storage: Storage, name: str, alias: str) -> dict[str, Any] | None:
+    """The current pointer record of ``alias`` (see the module doc), or None when it does not
+    exist.
+
+    Raises:
+        RegistryError: the pointer is not a JSON record of a version.
+    """
+    version = read_alias(storage, name, alias)
+    if version is None:
+        return None
+    try:
+        record = json.loads(storage.read_bytes(name, "aliases", "current", f"{alias}.json"))
+    except (FileNotFoundError, ValueError):  # moved or removed between the two reads
+        return {"alias": alias, "version": version}
+    return record if isinstance(record, dict) else {"alias": alias, "version": version}
+
+
+def move_alias(
+    storage: Storage,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    gated: bool = False,
+    gate: dict[str, Any] | None = None,
+    forced: bool = False,
+    reason: str | None = None,
+    previous: int | None = None,
+) -> dict[str, Any]:
     """Point ``alias`` at ``version`` (which the caller has checked exists); record the move.
+
+    Args:
+        storage: registry storage.
+        name: artifact name.
+        alias: the alias moved.
+        version: its new target.
+        gated: the move went through the promotion gate.
+        gate: the gate's verdict ``{"passed": bool, "reasons": [...]}`` (None: ungated).
+        forced: a failing verdict was overridden.
+        reason: why (required by the gate for a forced move).
+        previous: the target the caller saw before the move (default: read now).
 
     Returns:
         The history record written.
@@ -72,9 +114,13 @@ def move_alias(storage: Storage, name: str, alias: str, version: int) -> dict[st
         "name": name,
         "alias": alias,
         "version": version,
-        "previous": read_alias(storage, name, alias),
+        "previous": previous if previous is not None else read_alias(storage, name, alias),
         "moved_at": now.isoformat(timespec="microseconds"),
         "id": uuid.uuid4().hex,
+        "gated": gated,
+        "gate": gate,
+        "forced": forced,
+        "reason": reason,
     }
     raw = (json.dumps(record, indent=2) + "\n").encode("utf-8")
     # History first: a crash between the two writes leaves a history entry for a move that

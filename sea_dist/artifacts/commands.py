@@ -5,6 +5,12 @@ aliases|serve|gc|reindex``.
 fsspec URL (``s3://bucket/prefix``; endpoint and credentials from the usual AWS environment
 variables) or, for the read-only queries, the ``http://`` address of ``sea-dist registry serve``.
 ``--json`` prints the same JSON documents the HTTP API returns.
+
+``registry alias`` moves gated aliases (``production``, ``prod``, the config's
+``publish.gated_aliases``, ``--gated``) only through the promotion gate
+(:mod:`sea_dist.artifacts.gate`): a refusal is one line and exit 2 unless ``--force --reason``.
+``publish --alias`` publishes the version in any case and reports a refused gated alias as one
+``gate: ...`` line (exit 0), as ``sea-dist run`` does.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ def register(subparsers: Any) -> None:
         "publish",
         help="publish a fit output as the next immutable version of a name",
         description="Verify a fit-output folder, hash it and publish it atomically as version "
-        "N+1 of NAME, then move the given aliases to it.",
+        "N+1 of NAME (with the folder's recipe.json and evaluation.json, if any), then move the "
+        "given aliases to it; gated aliases move only when the evaluation passes the gate.",
     )
     p.add_argument("fit_dir", metavar="FIT_DIR", help="fit output folder or fsspec URL")
     p.add_argument("--name", default=None, help="artifact name (default: config publish.name)")
@@ -71,7 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", default=None, help="demonstrations fingerprint (prefix)")
     p.add_argument("--after", default=None, help="created at or after (ISO-8601)")
     p.add_argument("--before", default=None, help="created before (ISO-8601)")
-    p = add("show", "print the manifest of a reference", _show)
+    p = add("show", "summarise a version: model, recipe, gate verdict (--json: manifest)", _show)
     p.add_argument("ref", metavar="REF", help="name[@latest|@alias|@N] or sha256:PREFIX")
     p = add("resolve", "resolve a reference to name@version and sha256", _resolve)
     p.add_argument("ref", metavar="REF")
@@ -81,9 +88,22 @@ def register(subparsers: Any) -> None:
     p = add("download", "download a version to a folder, verifying its checksum", _download)
     p.add_argument("ref", metavar="REF")
     p.add_argument("dest", metavar="DEST", help="local folder")
-    p = add("alias", "point ALIAS at the version REF resolves to (history is kept)", _alias)
+    p = add(
+        "alias",
+        "point ALIAS at the version REF resolves to (history is kept; gated aliases such as "
+        "production move only when the version's evaluation passes the gate)",
+        _alias,
+    )
     p.add_argument("ref", metavar="REF", help="e.g. sea-demo@7 or sea-demo@latest")
     p.add_argument("alias", metavar="ALIAS")
+    p.add_argument(
+        "--gated", action="store_true", help="gate this alias (it stays gated from now on)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="move even if the gate refuses (needs --reason)"
+    )
+    p.add_argument("--reason", default=None, metavar="TEXT", help="why; kept in the history")
+    p.add_argument("--config", default=None, help="YAML config whose publish.gated_aliases to use")
     p = add("aliases", "list the aliases of a name, or the history of one", _aliases)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--history", metavar="ALIAS", default=None, help="print this alias's moves")
@@ -175,7 +195,7 @@ def _publish(args: argparse.Namespace) -> int:
         _writer(args)  # raises the read-only error
     # Precedence: --registry, $SEA_DIST_REGISTRY, the config's publish.registry, the default.
     registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or None
-    resolved = publish_run(
+    outcome = publish_run(
         args.fit_dir,
         name=args.name,
         registry=registry,
@@ -183,9 +203,11 @@ def _publish(args: argparse.Namespace) -> int:
         config_path=args.config,
     )
     if args.json:
-        _print_json(resolved.to_dict())
+        _print_json(outcome.to_dict())
     else:
-        print(f"{resolved.ref} sha256:{resolved.sha256}")
+        print(f"{outcome.ref} sha256:{outcome.sha256}")
+        for promotion in outcome.promotions:
+            print(promotion.line())
     return 0
 
 
@@ -209,7 +231,7 @@ def _versions(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"name": args.name, "versions": rows})
         return 0
-    header = ("VERSION", "CREATED", "MODEL", "SITE", "LAYERS", "K+", "K-", "SHA256", "ALIASES")
+    header = "VERSION CREATED MODEL SITE LAYERS K+ K- SHA256 GATE ALIASES".split()
     table = [header] + [
         (
             str(r["version"]),
@@ -220,6 +242,7 @@ def _versions(args: argparse.Namespace) -> int:
             ",".join(map(str, r["k_pos"])),
             ",".join(map(str, r["k_neg"])),
             r["sha256"][:12],
+            r.get("gate") or "unevaluated",
             ",".join(r["aliases"]),
         )
         for r in rows
@@ -231,7 +254,15 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    _print_json(_reader(args).manifest(args.ref).to_dict())
+    from sea_dist.artifacts.show import describe
+
+    reader = _reader(args)
+    manifest = reader.manifest(args.ref)
+    if args.json:
+        _print_json(manifest.to_dict())
+        return 0
+    aliases = [a for a, v in reader.aliases(manifest.name).items() if v == manifest.version]
+    print(describe(manifest, aliases))
     return 0
 
 
@@ -278,9 +309,21 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from sea_dist.errors import RegistryError
+
     reader = _reader(args)
     resolved = reader.resolve(args.ref)
-    folder = reader.download(resolved.ref, args.dest)
+    try:
+        folder = reader.download(resolved.ref, args.dest)
+    except OSError as error:
+        if not _about_destination(error, args.dest):
+            raise  # a registry storage problem: reported as such by _storage_errors
+        raise RegistryError(
+            f"registry download DEST: expected a folder this user can write, found "
+            f"{args.dest!r}: {error.strerror or type(error).__name__}"
+            f"{f' ({error.filename})' if error.filename else ''}; choose another DEST "
+            "or free space"
+        ) from None
     if args.json:
         _print_json({**resolved.to_dict(), "path": str(folder)})
     else:
@@ -288,20 +331,54 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _about_destination(error: OSError, dest: str) -> bool:
+    """Whether a download's OSError is about the local destination, not the registry."""
+    import errno
+
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return True  # reading a registry never fills or needs a writable disk
+    if not error.filename:
+        return False
+    target = os.path.abspath(dest)
+    named = os.path.abspath(str(error.filename))
+    # The destination, a file inside it, or a parent that mkdir tried to create.
+    inside = named.startswith(target + os.sep) or target.startswith(named + os.sep)
+    return named == target or inside
+
+
 def _alias(args: argparse.Namespace) -> int:
+    from sea_dist.artifacts.gate import require_moved
+    from sea_dist.artifacts.refs import check_alias
+
     registry = _writer(args)
+    check_alias(args.alias)
+    gated_aliases = None
+    if args.config:
+        from sea_dist.config import load_config
+
+        gated_aliases = load_config(args.config).publish.gated_aliases
     resolved = registry.resolve(args.ref)
-    record = registry.set_alias(resolved.name, args.alias, resolved.version)
+    result = require_moved(
+        registry.promote(
+            resolved.name,
+            resolved.version,
+            args.alias,
+            force=args.force,
+            reason=args.reason,
+            gated=args.gated,
+            gated_aliases=gated_aliases,
+        )
+    )
     if args.json:
-        _print_json(record)
+        _print_json(result.history)
     else:
-        previous = record["previous"]
-        moved = f" (was {resolved.name}@{previous})" if previous is not None else ""
-        print(f"{resolved.name}@{args.alias} -> {resolved.ref}{moved}")
+        print(result.line())
     return 0
 
 
 def _aliases(args: argparse.Namespace) -> int:
+    from sea_dist.artifacts.show import history_note
+
     reader = _reader(args)
     if args.history:
         history = reader.alias_history(args.name, args.history)
@@ -310,7 +387,7 @@ def _aliases(args: argparse.Namespace) -> int:
         for move in [] if args.json else history:
             print(
                 f"{move['moved_at']}  {args.name}@{args.history} -> {move['version']}"
-                f"  (was {move['previous']})"
+                f"  (was {move['previous']}){history_note(move)}"
             )
         return 0
     aliases = reader.aliases(args.name)
@@ -324,13 +401,20 @@ def _aliases(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from sea_dist.artifacts.http import check_bind_host, make_server
+    from sea_dist.errors import RegistryError
 
     host = check_bind_host(args.host, args.allow_remote)
-    server = make_server(_writer(args), host, args.port)
+    registry = _writer(args)
+    try:
+        server = make_server(registry, host, args.port)
+    except OSError as error:  # not a storage problem: say what is wrong with host or port
+        raise RegistryError(_bind_problem(host, args.port, error)) from None
     bound_host, port = server.server_address[:2]
+    bound = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+    shown = f"[{bound}]" if ":" in bound else bound
     print(
         f"serving {args.registry or _default_registry()} read-only at "
-        f"http://{bound_host!s}:{port} (Ctrl-C stops)",
+        f"http://{shown}:{port} (Ctrl-C stops)",
         flush=True,
     )
     try:
@@ -338,6 +422,43 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _bind_problem(host: str, port: int, error: OSError) -> str:
+    """One line naming why ``serve`` cannot listen on ``host:port``."""
+    import errno
+    import socket
+
+    where = f"{host}:{port}"
+    if isinstance(error, socket.gaierror):
+        return (
+            f"registry serve --host: expected an address or a name that resolves, found "
+            f"{host!r} ({error.strerror or error}); use 127.0.0.1 or ::1"
+        )
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"registry serve --port: expected a free port, found {where} already in use by "
+            "another process; stop it, or pass another --port (0 picks a free one)"
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"registry serve --host: expected an address of this machine, found {host!r} "
+            "(cannot assign it); use 127.0.0.1, ::1 or an address of a local interface"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"registry serve --port: expected a port this user may bind, found {port} "
+            "(permission denied; ports below 1024 need privileges); use e.g. --port 8765"
+        )
+    if error.errno == errno.EAFNOSUPPORT:
+        return (
+            f"registry serve --host: expected an address family this machine supports, found "
+            f"{host!r} ({error.strerror}); use 127.0.0.1"
+        )
+    return (
+        f"registry serve: expected to listen on {where}, found {type(error).__name__}: "
+        f"{error.strerror or error}; check --host and --port"
+    )
 
 
 def _gc(args: argparse.Namespace) -> int:

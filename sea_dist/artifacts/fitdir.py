@@ -4,6 +4,12 @@ The format is documented in docs/formats.md section 2. Everything is validated b
 written to a registry: the JSON fields, the safetensors layout (no pickle), and that every tensor
 has the shape ``fit.json`` promises (U+ is (d, k_pos), U- is (d, k_neg), S has m >= k entries,
 mean is (d,) exactly when the fit was centred).
+
+Optional beside them: ``recipe.json`` (an :class:`~sea_dist.format.recipe.EditRecipe`) and
+``evaluation.json`` (an :class:`~sea_dist.format.recipe.EvaluationRecord`); publishing copies them
+into the manifest. An evaluation that names the projections it measured
+(``data_fingerprints["projections"]``, a sha256 prefix) must match these projections, so a record
+left over from another fit is refused rather than published as this one's.
 """
 
 from __future__ import annotations
@@ -20,13 +26,20 @@ from sea_dist.artifacts.manifest import (
     Manifest,
     code_version,
     fingerprint,
+    parse_evaluation,
+    parse_recipe,
     utc_now,
 )
 from sea_dist.artifacts.tensors import TensorInfo, check_tensor_names, parse_header, sha256_hex
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
 FIT_SCHEMA_VERSION = 1
 FIT_FILE = "fit.json"
+RECIPE_FILE = "recipe.json"
+EVALUATION_FILE = "evaluation.json"
+PROJECTIONS_FINGERPRINT = "projections"
+"""Key of ``EvaluationRecord.data_fingerprints`` naming the measured projections (sha256 prefix)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,10 @@ class FitOutput:
     projections: bytes
     """The raw ``projections.safetensors`` bytes (published unchanged)."""
     tensors: dict[str, TensorInfo]
+    recipe: EditRecipe | None = None
+    """From the optional ``recipe.json``."""
+    evaluation: EvaluationRecord | None = None
+    """From the optional ``evaluation.json``."""
 
 
 def _fail(what: str, expected: str, found: object, fix: str = "") -> ArtifactError:
@@ -83,7 +100,52 @@ def read_fit_output(url: str) -> FitOutput:
     tensors = parse_header(projections, f"{what}: {PROJECTIONS_FILE}")
     check_tensor_names(tensors, f"{what}: {PROJECTIONS_FILE}")
     _check_fit(fit, tensors, what)
-    return FitOutput(url=str(url), fit=fit, projections=projections, tensors=tensors)
+    recipe_data = _optional_json(fs, f"{root}/{RECIPE_FILE}", f"{what}: {RECIPE_FILE}")
+    evaluation_data = _optional_json(fs, f"{root}/{EVALUATION_FILE}", f"{what}: {EVALUATION_FILE}")
+    return FitOutput(
+        url=str(url),
+        fit=fit,
+        projections=projections,
+        tensors=tensors,
+        recipe=None if recipe_data is None else parse_recipe(recipe_data, f"{what}: {RECIPE_FILE}"),
+        evaluation=None
+        if evaluation_data is None
+        else parse_evaluation(evaluation_data, f"{what}: {EVALUATION_FILE}"),
+    )
+
+
+def _optional_json(fs: Any, path: str, what: str) -> Any:
+    """The parsed JSON file at ``path``, or None when there is no such file."""
+    try:
+        raw = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    except (IsADirectoryError, NotADirectoryError):
+        raise _fail(what, "a JSON file", "a folder") from None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(what, "valid JSON", str(error)) from None
+
+
+def check_evaluation_matches(
+    evaluation: EvaluationRecord | None, projections_sha256: str, what: str
+) -> None:
+    """Refuse an evaluation record that names other projections than ``projections_sha256``.
+
+    Raises:
+        ArtifactError: ``data_fingerprints["projections"]`` is not a prefix of the sha256.
+    """
+    if evaluation is None:
+        return
+    named = evaluation.data_fingerprints.get(PROJECTIONS_FINGERPRINT)
+    if named is not None and (len(named) < 8 or not projections_sha256.startswith(named)):
+        raise _fail(
+            f"{what}: evaluation data_fingerprints.{PROJECTIONS_FINGERPRINT}",
+            f"a prefix of the projections' sha256 {projections_sha256[:16]}",
+            named,
+            "evaluate these projections again (the record belongs to another fit)",
+        )
 
 
 def _check_fit(fit: dict[str, Any], tensors: dict[str, TensorInfo], what: str) -> None:
@@ -153,6 +215,9 @@ def build_manifest(
     config: dict[str, Any] | None = None,
     created_at: str | None = None,
     input_fingerprint: str | None = None,
+    *,
+    recipe: EditRecipe | None = None,
+    evaluation: EvaluationRecord | None = None,
 ) -> Manifest:
     """The manifest of a staged artifact (``version`` None) for a validated fit output.
 
@@ -162,7 +227,16 @@ def build_manifest(
         config: the full resolved run config, if known; merged over the fit settings.
         created_at: override the publication time (tests, reproducible builds).
         input_fingerprint: fingerprint of the run's inputs (see the scheduler).
+        recipe: the edit recipe; default the fit output's ``recipe.json`` (if any).
+        evaluation: the evaluation record; default the fit output's ``evaluation.json`` (if any).
+
+    Raises:
+        ArtifactError: the evaluation record names other projections.
     """
+    recipe = recipe if recipe is not None else fit_output.recipe
+    evaluation = evaluation if evaluation is not None else fit_output.evaluation
+    sha256 = sha256_hex(fit_output.projections)
+    check_evaluation_matches(evaluation, sha256, f"fit output {fit_output.url}")
     fit = fit_output.fit
     attrs = fit["store"]["attrs"]
     fit_config = fit.get("config") or {}
@@ -189,7 +263,7 @@ def build_manifest(
     return Manifest(
         name=name,
         version=None,
-        sha256=sha256_hex(fit_output.projections),
+        sha256=sha256,
         size_bytes=len(fit_output.projections),
         model_id=attrs["model_id"],
         model_revision=attrs.get("model_revision"),
@@ -219,4 +293,6 @@ def build_manifest(
         store_attrs=dict(attrs),
         config=resolved,
         fitted_at=fit.get("created_at"),
+        recipe=None if recipe is None else recipe.to_dict(),
+        evaluation=None if evaluation is None else evaluation.to_dict(),
     )

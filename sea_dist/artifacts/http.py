@@ -265,7 +265,15 @@ def make_server(
 ) -> ThreadingHTTPServer:
     """An HTTP server for ``registry`` (not yet serving; call ``serve_forever``). Port 0 = any."""
     handler = type("RegistryHandler", (_Handler,), {"registry": registry})
-    server = ThreadingHTTPServer((host, port), handler)
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 literal such as ::1 (the stdlib server is IPv4 only)
+        import socket
+
+        class _ServerV6(ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        server_class = _ServerV6
+    server = server_class((host, port), handler)
     server.daemon_threads = True
     return server
 

@@ -23,7 +23,7 @@ from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError
 
 INDEX_FILE = "index.parquet"
-INDEX_SCHEMA_VERSION = "1"
+INDEX_SCHEMA_VERSION = "2"  # 2: gate verdict and effect columns
 _META_KEY = b"sea_dist_index_schema"
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,27 @@ SCHEMA = pa.schema(
         ("demonstrations_fingerprint", pa.string()),
         ("store_fingerprint", pa.string()),
         ("code_version", pa.string()),
+        ("gate", pa.string()),
+        ("effect", pa.float64()),
     ],
     metadata={_META_KEY: INDEX_SCHEMA_VERSION.encode()},
 )
 
 
+GATE_PASS, GATE_FAIL, GATE_UNEVALUATED = "pass", "fail", "unevaluated"
+
+
+def gate_status(manifest: Manifest) -> tuple[str, float | None]:
+    """``(pass | fail | unevaluated, effect value or None)`` of a version's evaluation record."""
+    record = manifest.evaluation_record()
+    if record is None:
+        return GATE_UNEVALUATED, None
+    return (GATE_PASS if record.passed else GATE_FAIL), record.metrics.get("effect")
+
+
 def row_from_manifest(manifest: Manifest) -> dict[str, Any]:
     """The index row (plain JSON-able dict) of one version."""
+    gate, effect = gate_status(manifest)
     return {
         "name": manifest.name,
         "version": manifest.version,
@@ -85,6 +99,8 @@ def row_from_manifest(manifest: Manifest) -> dict[str, Any]:
         "demonstrations_fingerprint": manifest.demonstrations_fingerprint,
         "store_fingerprint": manifest.store_fingerprint,
         "code_version": manifest.code_version,
+        "gate": gate,
+        "effect": effect,
     }
 
 
@@ -94,7 +110,12 @@ def _read(storage: Storage, name: str) -> pa.Table | None:
     except FileNotFoundError:
         return None
     try:
-        table = pq.read_table(io.BytesIO(raw))
+        # Synchronous, on this thread: pq.read_table's dataset scanner let an Arrow worker drop
+        # the last reference to the Python file object after the call returned; when that
+        # happened during interpreter shutdown the worker could not take the GIL and the process
+        # aborted (exit 134, "terminate called without an active exception").
+        with pq.ParquetFile(pa.BufferReader(raw), pre_buffer=False) as parquet:
+            table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as error:
         log.warning("index %s is unreadable (%s); rebuilding it", storage.display(name), error)
         return None

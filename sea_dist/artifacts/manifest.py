@@ -6,6 +6,11 @@ settings, per-layer k and captured energy, fingerprints of the activation store 
 demonstrations, the resolved config, the code version, and the sha256 of
 ``projections.safetensors``. Readers refuse schema versions they do not know.
 
+Two optional keys say how to apply the projections and what they did on held-out data:
+``recipe`` (:class:`sea_dist.format.recipe.EditRecipe`) and ``evaluation``
+(:class:`sea_dist.format.recipe.EvaluationRecord`, which the promotion gate reads). Manifests
+published before them have neither and load unchanged (both None).
+
 Imports only the standard library (no pyarrow, torch, ray, dask or zarr).
 """
 
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -85,12 +91,26 @@ class Manifest:
     input_fingerprint: str | None = None
     """sha256 of the run's inputs (model revision, demonstrations, collect/fit settings); the
     scheduler skips a refit whose inputs equal the latest version's."""
+    recipe: dict[str, Any] | None = None
+    """How to apply the projections (``EditRecipe.to_dict()``), or None (published before
+    recipes, or without one)."""
+    evaluation: dict[str, Any] | None = None
+    """What the recipe did on held-out data (``EvaluationRecord.to_dict()``), or None
+    (unevaluated: the promotion gate refuses it)."""
     schema_version: int = MANIFEST_SCHEMA_VERSION
 
     @property
     def ref(self) -> str:
         """``name@version`` (or ``name@staged`` before a version is claimed)."""
         return f"{self.name}@{self.version if self.version is not None else 'staged'}"
+
+    def edit_recipe(self) -> EditRecipe | None:
+        """The parsed :attr:`recipe` (None when the manifest has none)."""
+        return None if self.recipe is None else EditRecipe.from_dict(self.recipe)
+
+    def evaluation_record(self) -> EvaluationRecord | None:
+        """The parsed :attr:`evaluation` (None when the version is unevaluated)."""
+        return None if self.evaluation is None else EvaluationRecord.from_dict(self.evaluation)
 
     def layer(self, index: int) -> LayerSummary:
         """Summary of decoder layer ``index``. Raises ArtifactError when it is not fitted."""
@@ -140,6 +160,8 @@ class Manifest:
             "code_version": self.code_version,
             "created_at": self.created_at,
             "fitted_at": self.fitted_at,
+            "recipe": self.recipe,
+            "evaluation": self.evaluation,
         }
 
     def to_json(self) -> bytes:
@@ -153,6 +175,28 @@ def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise ArtifactError(expected_found(f"{what}: {key}", names, value))
     return value
+
+
+def _where(error: ArtifactError, what: str) -> ArtifactError:
+    """``error`` prefixed with ``what`` unless its message already starts with it."""
+    text = str(error)
+    return error if text.startswith(what) else ArtifactError(f"{what}: {text}")
+
+
+def parse_recipe(data: Any, what: str) -> EditRecipe:
+    """:meth:`EditRecipe.from_dict`, every error naming ``what`` (file and field)."""
+    try:
+        return EditRecipe.from_dict(data, what)
+    except ArtifactError as error:
+        raise _where(error, what) from None
+
+
+def parse_evaluation(data: Any, what: str) -> EvaluationRecord:
+    """:meth:`EvaluationRecord.from_dict`, every error naming ``what`` (file and field)."""
+    try:
+        return EvaluationRecord.from_dict(data, what)
+    except ArtifactError as error:
+        raise _where(error, what) from None
 
 
 def manifest_from_dict(data: Any, what: str = "manifest.json") -> Manifest:
@@ -183,6 +227,11 @@ def manifest_from_dict(data: Any, what: str = "manifest.json") -> Manifest:
                 )
             ) from None
     store = data.get("store") or {}
+    recipe, evaluation = data.get("recipe"), data.get("evaluation")
+    if recipe is not None:  # parse to validate; keep the JSON as written (what the hash pins)
+        parse_recipe(recipe, f"{what}: recipe")
+    if evaluation is not None:
+        parse_evaluation(evaluation, f"{what}: evaluation")
     version = data.get("version")
     if version is not None and (not isinstance(version, int) or version < 1):
         raise ArtifactError(expected_found(f"{what}: version", "an integer >= 1 or null", version))
@@ -219,6 +268,8 @@ def manifest_from_dict(data: Any, what: str = "manifest.json") -> Manifest:
         config=data.get("config") or {},
         fitted_at=data.get("fitted_at"),
         input_fingerprint=data.get("input_fingerprint"),
+        recipe=recipe,
+        evaluation=evaluation,
     )
 
 

@@ -2,7 +2,9 @@
 
 The protocol works the same on a local folder and on S3 (which has no rename):
 
-1. Read and validate the fit output (tensors, shapes, no pickle), build the manifest.
+1. Read and validate the fit output (tensors, shapes, no pickle), build the manifest (with the
+   recipe and evaluation record: given explicitly, else the fit output's ``recipe.json`` /
+   ``evaluation.json``, else none).
 2. Stage: write both files under ``<name>/staging/<token>/`` and read them back to verify the
    sha256 and layout of what storage actually holds.
 3. Claim: ``v = max(claims) + 1``; create ``<name>/claims/<v>.json`` *exclusively* (``O_EXCL``
@@ -26,7 +28,8 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sea_dist.artifacts.fitdir import build_manifest, read_fit_output
 from sea_dist.artifacts.loader import verify_projections
@@ -42,9 +45,13 @@ from sea_dist.artifacts.markers import (
     manifest_digest,
     marker_bytes,
 )
-from sea_dist.artifacts.refs import Resolved, check_name
+from sea_dist.artifacts.refs import Resolved, check_alias, check_name
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError, RegistryError
+from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+
+if TYPE_CHECKING:
+    from sea_dist.artifacts.gate import PromotionResult
 
 MAX_CLAIM_ATTEMPTS = 10_000
 log = logging.getLogger(__name__)
@@ -86,6 +93,9 @@ def publish(
     config: Mapping[str, Any] | None = None,
     created_at: str | None = None,
     input_fingerprint: str | None = None,
+    *,
+    recipe: EditRecipe | None = None,
+    evaluation: EvaluationRecord | None = None,
 ) -> Resolved:
     """Publish the fit output at ``fit_dir`` as the next version of ``name`` (see module doc).
 
@@ -96,6 +106,8 @@ def publish(
         config: full resolved run config for the manifest.
         created_at: override the publication timestamp (ISO-8601).
         input_fingerprint: fingerprint of the run's inputs, recorded in the manifest.
+        recipe: the edit recipe (default: the fit output's ``recipe.json``, if any).
+        evaluation: the evaluation record (default: the fit output's ``evaluation.json``).
 
     Returns:
         The published version.
@@ -107,7 +119,13 @@ def publish(
     check_name(name)
     fit_output = read_fit_output(fit_dir)
     manifest = build_manifest(
-        fit_output, name, dict(config) if config else None, created_at, input_fingerprint
+        fit_output,
+        name,
+        dict(config) if config else None,
+        created_at,
+        input_fingerprint,
+        recipe=recipe,
+        evaluation=evaluation,
     )
     token = uuid.uuid4().hex
     staging = (name, "staging", token)
@@ -159,6 +177,38 @@ def publish(
     return Resolved(name=name, version=version, sha256=final.sha256)
 
 
+@dataclass(frozen=True)
+class PublishOutcome:
+    """A published version and what the promotion gate did with each requested alias.
+
+    Attributes:
+        resolved: the new version.
+        promotions: one result per alias, in the order asked (``moved`` False: refused).
+    """
+
+    resolved: Resolved
+    promotions: tuple[PromotionResult, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return self.resolved.ref
+
+    @property
+    def sha256(self) -> str:
+        """Content sha256 of the projections."""
+        return self.resolved.sha256
+
+    @property
+    def refused(self) -> list[PromotionResult]:
+        """The aliases the gate left where they were."""
+        return [p for p in self.promotions if not p.moved]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved version's JSON plus ``promotions``."""
+        return {**self.resolved.to_dict(), "promotions": [p.to_dict() for p in self.promotions]}
+
+
 def publish_run(
     fit_dir: str,
     *,
@@ -167,11 +217,17 @@ def publish_run(
     aliases: tuple[str, ...] = (),
     config_path: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
-) -> Resolved:
+    recipe: EditRecipe | None = None,
+    evaluation: EvaluationRecord | None = None,
+) -> PublishOutcome:
     """Publish with settings from arguments, falling back to a YAML config's ``publish`` section.
 
     The CLI and ``jobs/publish.py`` share this. With ``config_path``, the whole resolved config
-    is recorded in the manifest; explicit arguments win over the config.
+    is recorded in the manifest; explicit arguments win over the config. The recipe and the
+    evaluation record are the explicit objects when given, else the fit output's
+    ``recipe.json`` / ``evaluation.json``. Each alias then moves through the promotion gate
+    (gated aliases: the config's ``publish.gated_aliases``); a refusal leaves the version
+    published and the alias where it was, and is reported in the outcome, not raised.
     """
     from sea_dist.artifacts.registry import Registry
     from sea_dist.config import PublishConfig, config_to_dict, load_config
@@ -186,10 +242,20 @@ def publish_run(
         registry=registry or publish_config.registry,
         name=name or publish_config.name,
         aliases=tuple(aliases) or publish_config.aliases,
+        gated_aliases=publish_config.gated_aliases,
     )
     if full is not None:
         full["publish"] = config_to_dict(chosen)
     else:
         full = {"publish": config_to_dict(chosen)}
+    for alias in chosen.aliases:  # refuse a bad alias before anything is published
+        check_alias(alias)
     target = Registry(chosen.registry, storage_options=storage_options)
-    return target.publish(fit_dir, chosen.name, aliases=chosen.aliases, config=full)
+    resolved = target.publish(
+        fit_dir, chosen.name, config=full, recipe=recipe, evaluation=evaluation
+    )
+    promotions = tuple(
+        target.promote(chosen.name, resolved.version, alias, gated_aliases=chosen.gated_aliases)
+        for alias in chosen.aliases
+    )
+    return PublishOutcome(resolved, promotions)

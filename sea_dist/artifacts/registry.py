@@ -20,6 +20,7 @@ load verifies the manifest and the tensors against the sha256 digests in the mar
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,9 +63,12 @@ from sea_dist.config import NAME_RE, PublishConfig
 from sea_dist.errors import ArtifactError, RegistryError, expected_found
 
 if TYPE_CHECKING:
+    from sea_dist.artifacts.gate import PromotionResult
     from sea_dist.artifacts.retention import GcEntry
+    from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
 DEFAULT_REGISTRY = PublishConfig().registry
+log = logging.getLogger(__name__)
 
 
 class RegistryReader(Protocol):
@@ -146,16 +150,26 @@ class Registry:
         config: Mapping[str, Any] | None = None,
         created_at: str | None = None,
         input_fingerprint: str | None = None,
+        *,
+        recipe: EditRecipe | None = None,
+        evaluation: EvaluationRecord | None = None,
+        gated_aliases: Sequence[str] | None = None,
     ) -> Resolved:
         """Publish a fit-output folder as the next version of ``name``.
 
         Args:
-            fit_dir: fit output (``fit.json`` + ``projections.safetensors``), folder or URL.
+            fit_dir: fit output (``fit.json`` + ``projections.safetensors``, optionally
+                ``recipe.json`` and ``evaluation.json``), folder or URL.
             name: artifact name (lowercase ``[a-z0-9._-]``, at most 100 characters).
-            aliases: user aliases to move to the new version.
+            aliases: user aliases to move to the new version, each through the promotion gate
+                when it is gated (:func:`sea_dist.artifacts.gate.promote`); a refused alias is
+                left where it was and logged (use :meth:`promote` to see the verdict).
             config: the full resolved run config, recorded in the manifest.
             created_at: override the publication time (ISO-8601; imports, tests).
             input_fingerprint: fingerprint of the run's inputs (the scheduler compares it).
+            recipe: the edit recipe (wins over the fit output's ``recipe.json``).
+            evaluation: the evaluation record (wins over the fit output's ``evaluation.json``).
+            gated_aliases: the gated aliases (default ``publish.gated_aliases``' default).
 
         Returns:
             The new version.
@@ -165,14 +179,55 @@ class Registry:
         for alias in aliases:
             check_alias(alias)
         resolved = publish(
-            self.storage, os.fspath(fit_dir), name, config, created_at, input_fingerprint
+            self.storage,
+            os.fspath(fit_dir),
+            name,
+            config,
+            created_at,
+            input_fingerprint,
+            recipe=recipe,
+            evaluation=evaluation,
         )
         for alias in aliases:
-            self.set_alias(name, alias, resolved.version)
+            result = self.promote(name, resolved.version, alias, gated_aliases=gated_aliases)
+            if not result.moved:
+                log.warning("%s", result.line())
         return resolved
 
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        *,
+        force: bool = False,
+        reason: str | None = None,
+        gated: bool = False,
+        gated_aliases: Sequence[str] | None = None,
+    ) -> PromotionResult:
+        """Move ``alias`` to ``version`` through the promotion gate when the alias is gated.
+
+        See :func:`sea_dist.artifacts.gate.promote` (``moved`` is False when the gate refused).
+        """
+        from sea_dist.artifacts.gate import promote
+
+        return promote(
+            self,
+            name,
+            version,
+            alias,
+            force=force,
+            reason=reason,
+            gated=gated,
+            gated_aliases=gated_aliases,
+        )
+
     def set_alias(self, name: str, alias: str, version: int | str) -> dict[str, Any]:
-        """Move ``alias`` of ``name`` to a complete ``version``; returns the history record."""
+        """Move ``alias`` of ``name`` to a complete ``version``; returns the history record.
+
+        The low-level move: it does not consult the promotion gate. Tools that move aliases for
+        users (the CLI, the pipeline) use :meth:`promote`.
+        """
         check_name(name)
         check_alias(alias)
         number = check_version(version)

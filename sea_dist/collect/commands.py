@@ -85,11 +85,15 @@ def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaCon
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from sea_dist.collect.driver import collect
     from sea_dist.config import load_config
+    from sea_dist.store.target import check_store_target
 
     config = config_with_overrides(load_config(args.config), args)
-    init_ray(config.collect.ray_address)
+    # Refuse a store URL holding anything but a store before Ray and torch are even imported;
+    # collect() checks again, then joins or starts the cluster (init_ray).
+    check_store_target(config.store.url, args.overwrite or config.store.overwrite)
+    from sea_dist.collect.driver import collect
+
     summary = collect(config, overwrite=args.overwrite, progress=not args.no_progress)
     for line in summary.lines():
         print(line)

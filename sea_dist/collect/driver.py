@@ -33,6 +33,7 @@ from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
 from sea_dist.errors import SeaDistError
 from sea_dist.store import ActivationStore, StoreSpec
+from sea_dist.store.target import check_store_target
 
 log = logging.getLogger(__name__)
 
@@ -312,13 +313,17 @@ def collect(
         The run's :class:`CollectSummary`.
 
     Raises:
-        StoreError: the store exists with another identity and ``overwrite`` is false.
+        StoreError: the store exists with another identity and ``overwrite`` is false, or
+            the store URL holds anything but a store (refused before the cluster starts).
         CollectError: a shard kept failing.
     """
+    url = normalise_url(config.store.url)
+    # Before the cluster starts and models load: a location that holds anything but a store
+    # is refused here (ActivationStore.create checks again before it writes).
+    check_store_target(url, overwrite or config.store.overwrite)
     init_ray(config.collect.ray_address)
     started = time.perf_counter()
     demonstrations = list(demos) if demos is not None else load_demonstrations(config.data)
-    url = normalise_url(config.store.url)
     layout = plan_actors(config.collect, config.model.device, _cluster_nodes())
     log.info(
         "collecting %d demonstrations into %s with %d actors (%g CPUs, %g GPUs each)",

@@ -2,27 +2,48 @@
 
 :func:`apply_edit` installs one forward hook per edited layer on the projections' site module
 (``residual`` = decoder block, ``mlp``, ``attn``; see :mod:`sea_dist.layers`). The hook replaces
-the site's hidden state by its edit (:mod:`sea_dist.edit.transform`), token by token, so a
-sequence's edited outputs do not depend on the other sequences of a padded batch or on whether the
-KV cache is used. The model's parameters and buffers are never touched: removing the handle
-restores the model bit for bit.
+the site's hidden state by its edit (:mod:`sea_dist.edit.transform`) at strength ``alpha``, token
+by token, so a sequence's edited outputs do not depend on the other sequences of a padded batch or
+on whether the KV cache is used. The model's parameters and buffers are never touched: removing
+the handle restores the model bit for bit; ``alpha = 0`` leaves every output object untouched.
 
-``skip_first_token``: the first real token of each sequence (the "attention sink", whose
-activations are outliers) is left unedited. The hooks need to know which positions that is, so a
-forward pre-hook on the top-level model stashes the call's ``attention_mask``:
+Which tokens are edited is the ``positions`` mode (:data:`sea_dist.format.recipe.POSITIONS`):
 
-- with a 2D attention mask ``(batch, past + seq)`` (what ``generate`` and tokenizers give), a
-  position is the first real token when the mask is 1 there and the running count of ones up to it
-  is 1; this handles left and right padding, and in KV-cache decoding steps no position is first;
-- without a mask, there is no padding: the token with ``position_ids == 0`` is the first (what
-  ``generate`` passes when it drops an all-ones mask); without position ids either, position 0 of
-  the call is the first token unless a cache is already filled (``cache_position`` or the cache's
-  ``get_seq_length()`` say how many tokens came before).
+- ``all``: every token (no extra hook).
+- ``skip-first``: every token but the first real token of each sequence (the "attention sink",
+  whose activations are outliers).
+- ``generated``: only answer / generated tokens; the prompt is left unedited.
+
+For the last two, a forward pre-hook on the top-level model works out, once per call, which
+positions of the call to edit, from the call's ``attention_mask`` / ``position_ids`` / cache; the
+site hooks read it (so the site must be reached through a call of that model):
+
+- ``skip-first`` with a 2D attention mask ``(batch, past + seq)`` (what ``generate`` and
+  tokenizers give): a position is the first real token when the mask is 1 there and the running
+  count of ones up to it is 1; this handles left and right padding, and in KV-cache decoding steps
+  no position is first. Without a mask there is no padding: the token with ``position_ids == 0``
+  is the first (what ``generate`` passes when it drops an all-ones mask); without position ids
+  either, position 0 of the call is the first token unless a cache is already filled
+  (``cache_position`` or the cache's ``get_seq_length()`` say how many tokens came before).
+- ``generated`` with prompt lengths set on the handle (:meth:`EditHandle.set_prompt_lengths` or
+  ``with handle.prompt_lengths(lengths):``; one count of *real*, non-pad prompt tokens per
+  sequence): a position is edited iff it is a real token (mask 1) and the running count of real
+  tokens up to and including it exceeds its sequence's prompt length. The 2D mask of a ``generate``
+  decoding step covers past and current tokens, so the count is right with left or right padding,
+  with or without the KV cache. Without a mask the count is the absolute position + 1 (past tokens
+  from the cache). A batch that is a multiple of the lengths (``num_beams`` /
+  ``num_return_sequences`` repeat each prompt) repeats each length likewise.
+- ``generated`` without prompt lengths: a call whose cache is empty (a plain forward, the prefill
+  of ``generate``) is all prompt and nothing is edited; a call whose cache is already filled (the
+  decoding steps of ``generate``) is all generated and everything is edited. ``generate`` without
+  the cache runs every step as a full forward, so it edits nothing: set prompt lengths for it (and
+  for scoring prompt + answer in one forward).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,9 +55,153 @@ from sea_dist.config import LayerSpec
 from sea_dist.edit.compat import check_compatible, select_layers, unwrap_model
 from sea_dist.edit.loader import load_edit
 from sea_dist.edit.projections import SeaEdit
-from sea_dist.edit.transform import LayerOperator, layer_operators
-from sea_dist.errors import ModelError, expected_found
+from sea_dist.edit.transform import LayerOperator, check_alpha, layer_operators
+from sea_dist.errors import ConfigError, ModelError, expected_found
+from sea_dist.format.recipe import POSITIONS
 from sea_dist.layers import output_tensor, replace_output, site_modules
+
+PromptLengths = torch.Tensor | Sequence[int]
+"""Real (non-pad) prompt tokens per sequence: a ``(batch,)`` integer tensor or a sequence."""
+
+
+def _as_lengths(lengths: PromptLengths) -> torch.Tensor:
+    """``(batch,)`` int64 CPU tensor of counts >= 0, or ConfigError."""
+    tensor = torch.as_tensor(lengths).detach().to("cpu")
+    if tensor.dim() != 1 or tensor.is_floating_point() or tensor.is_complex():
+        raise ConfigError(
+            expected_found(
+                "prompt lengths",
+                "a (batch,) integer tensor or sequence",
+                f"{tensor.dtype} of shape {tuple(tensor.shape)}",
+            )
+        )
+    if tensor.numel() and int(tensor.min()) < 0:
+        raise ConfigError(expected_found("prompt lengths", "counts >= 0", tensor.tolist()))
+    return tensor.to(torch.int64)
+
+
+def _call_tokens(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int, Any] | None:
+    """``(batch, seq, device)`` of the call's ``input_ids`` / ``inputs_embeds``, or None."""
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    if not isinstance(ids, torch.Tensor):
+        ids = kwargs.get("inputs_embeds")
+    if not isinstance(ids, torch.Tensor) or ids.dim() < 2:
+        return None
+    return int(ids.shape[0]), int(ids.shape[1]), ids.device
+
+
+def _mask_2d(args: tuple[Any, ...], kwargs: dict[str, Any], seq: int) -> torch.Tensor | None:
+    """The call's ``(batch, past + seq)`` attention mask, or None (absent or not 2D)."""
+    mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+    if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[-1] >= seq:
+        return mask
+    return None
+
+
+def _past_length(kwargs: dict[str, Any]) -> int:
+    """Tokens already in the call's KV cache (0 without a cache)."""
+    cache_position = kwargs.get("cache_position")
+    if isinstance(cache_position, torch.Tensor) and cache_position.numel():
+        return int(cache_position.reshape(-1)[0])
+    cache = kwargs.get("past_key_values", kwargs.get("cache"))
+    if cache is not None and hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    return 0
+
+
+def _first_token_mask(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``(batch, seq)`` bool, True at the first real token of each sequence (see module doc)."""
+    found = _call_tokens(args, kwargs)
+    if found is None:
+        return None
+    batch, seq, device = found
+    mask = _mask_2d(args, kwargs, seq)
+    if mask is not None:
+        real = mask != 0
+        count = real.to(torch.int32).cumsum(dim=-1)
+        return (real & (count == 1))[:, -seq:]
+    positions = kwargs.get("position_ids")
+    if isinstance(positions, torch.Tensor) and positions.shape[-1] == seq:
+        # generate() drops an all-ones mask but passes position ids: 0 marks the first token
+        return (positions == 0).expand(batch, seq)
+    first = torch.zeros(batch, seq, dtype=torch.bool, device=device)
+    if _past_length(kwargs) == 0:
+        first[:, 0] = True
+    return first
+
+
+def _generated_mask(
+    args: tuple[Any, ...], kwargs: dict[str, Any], lengths: torch.Tensor | None
+) -> torch.Tensor | bool | None:
+    """True where the call's tokens come after the prompt (see module doc); None: no tokens."""
+    found = _call_tokens(args, kwargs)
+    if found is None:
+        return None
+    batch, seq, device = found
+    if lengths is None:
+        return _past_length(kwargs) > 0  # no boundary given: prefill = prompt, decoding = answer
+    if lengths.numel() != batch:
+        if not lengths.numel() or batch % lengths.numel():
+            raise ModelError(
+                expected_found(
+                    "prompt lengths",
+                    f"one per sequence of the call's batch of {batch}",
+                    lengths.numel(),
+                    "set the lengths of the batch you pass to the model",
+                )
+            )
+        lengths = lengths.repeat_interleave(batch // lengths.numel())  # beams / return sequences
+    limit = lengths.to(device)[:, None]
+    mask = _mask_2d(args, kwargs, seq)
+    if mask is not None:
+        real = mask != 0
+        count = real.to(torch.int64).cumsum(dim=-1)
+        return (real & (count > limit))[:, -seq:]
+    past = _past_length(kwargs)
+    count = torch.arange(past + 1, past + seq + 1, device=device)
+    return count[None, :] > limit
+
+
+class _Positions:
+    """Hooks on the top-level model that stash which tokens of the current call to edit.
+
+    ``edit`` is None outside a call (or when the call has no ``input_ids`` / ``inputs_embeds``),
+    True (every token) / False (none) when the whole call is uniform, else ``(batch, seq)`` bool.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.prompt_lengths: torch.Tensor | None = None
+        self.edit: torch.Tensor | bool | None = None
+        self.depth = 0
+
+    def _select(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | bool | None:
+        if self.mode == "skip-first":
+            first = _first_token_mask(args, kwargs)
+            chosen: torch.Tensor | bool | None = None if first is None else ~first
+        else:
+            chosen = _generated_mask(args, kwargs, self.prompt_lengths)
+        if isinstance(chosen, torch.Tensor):
+            # one host sync per model call (not per layer) spares every hook the select
+            if bool(chosen.all()):
+                return True
+            if not bool(chosen.any()):
+                return False
+        return chosen
+
+    def before(
+        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self.depth += 1
+        if self.depth == 1:  # a model that calls itself (rare) keeps the outer call's mask
+            self.edit = self._select(args, kwargs)
+
+    def after(
+        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self.edit = None
 
 
 class EditHandle:
@@ -45,17 +210,59 @@ class EditHandle:
     Attributes:
         layers: the edited decoder layers, ascending.
         edit: the projections applied.
+        alpha: the edit strength in [0, 1].
+        positions: which tokens are edited (one of :data:`~sea_dist.format.recipe.POSITIONS`).
     """
 
-    def __init__(self, edit: SeaEdit, layers: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        edit: SeaEdit,
+        layers: tuple[int, ...],
+        *,
+        alpha: float = 1.0,
+        positions: str = "all",
+    ) -> None:
         self.edit = edit
         self.layers = layers
+        self.alpha = alpha
+        self.positions = positions
+        self._tokens = _Positions(positions)
         self._handles: list[RemovableHandle] = []
 
     @property
     def active(self) -> bool:
         """True until :meth:`remove` is called."""
         return bool(self._handles)
+
+    def set_prompt_lengths(self, lengths: PromptLengths | None) -> None:
+        """Mark where each sequence's prompt ends, for ``positions="generated"``.
+
+        Args:
+            lengths: ``(batch,)`` number of real (non-pad) prompt tokens of each sequence of the
+                batches that follow, or None to clear (then a call with an empty cache counts as
+                prompt, see the module doc). Other position modes ignore it.
+
+        Raises:
+            ConfigError: not a 1-D integer tensor / sequence of counts >= 0.
+        """
+        self._tokens.prompt_lengths = None if lengths is None else _as_lengths(lengths)
+
+    @contextmanager
+    def prompt_lengths(self, lengths: PromptLengths) -> Iterator[EditHandle]:
+        """``with handle.prompt_lengths(lengths):`` sets them for the block, then restores.
+
+        Example::
+
+            with apply_edit(model, ref, positions="generated") as handle:
+                with handle.prompt_lengths(batch["attention_mask"].sum(-1)):
+                    out = model.generate(**batch, max_new_tokens=32)
+        """
+        previous = self._tokens.prompt_lengths
+        self.set_prompt_lengths(lengths)
+        try:
+            yield self
+        finally:
+            self._tokens.prompt_lengths = previous
 
     def remove(self) -> None:
         """Remove every hook; calling it again does nothing."""
@@ -75,59 +282,10 @@ class EditHandle:
 
     def __repr__(self) -> str:
         state = "active" if self.active else "removed"
-        return f"EditHandle({self.edit.source or 'in-memory'}, layers={list(self.layers)}, {state})"
-
-
-def _first_token_mask(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
-    """``(batch, seq)`` bool, True at the first real token of each sequence (see module doc)."""
-    ids = kwargs.get("input_ids", args[0] if args else None)
-    if not isinstance(ids, torch.Tensor):
-        ids = kwargs.get("inputs_embeds")
-    if not isinstance(ids, torch.Tensor) or ids.dim() < 2:
-        return None
-    batch, seq = int(ids.shape[0]), int(ids.shape[1])
-    mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-    if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[-1] >= seq:
-        real = mask != 0
-        count = real.to(torch.int32).cumsum(dim=-1)
-        return (real & (count == 1))[:, -seq:]
-    positions = kwargs.get("position_ids")
-    if isinstance(positions, torch.Tensor) and positions.shape[-1] == seq:
-        # generate() drops an all-ones mask but passes position ids: 0 marks the first token
-        return (positions == 0).expand(batch, seq)
-    past = 0
-    cache_position = kwargs.get("cache_position")
-    cache = kwargs.get("past_key_values", kwargs.get("cache"))
-    if isinstance(cache_position, torch.Tensor) and cache_position.numel():
-        past = int(cache_position.reshape(-1)[0])
-    elif cache is not None and hasattr(cache, "get_seq_length"):
-        past = int(cache.get_seq_length())
-    first = torch.zeros(batch, seq, dtype=torch.bool, device=ids.device)
-    if past == 0:
-        first[:, 0] = True
-    return first
-
-
-class _FirstTokens:
-    """Forward (pre-)hooks on the top-level model that stash the current call's first tokens."""
-
-    def __init__(self) -> None:
-        self.mask: torch.Tensor | None = None
-        self.depth = 0
-
-    def before(
-        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        self.depth += 1
-        if self.depth == 1:  # a model that calls itself (rare) keeps the outer call's mask
-            self.mask = _first_token_mask(args, kwargs)
-
-    def after(
-        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
-    ) -> None:
-        self.depth -= 1
-        if self.depth == 0:
-            self.mask = None
+        return (
+            f"EditHandle({self.edit.source or 'in-memory'}, layers={list(self.layers)}, "
+            f"alpha={self.alpha:g}, positions={self.positions!r}, {state})"
+        )
 
 
 def _module_device(module: torch.nn.Module, fallback: torch.nn.Module) -> torch.device:
@@ -137,27 +295,34 @@ def _module_device(module: torch.nn.Module, fallback: torch.nn.Module) -> torch.
     return torch.device("cpu")
 
 
-def _make_hook(operator: LayerOperator, first: _FirstTokens | None, layer: int) -> Any:
+def _make_hook(operator: LayerOperator, tokens: _Positions | None, layer: int) -> Any:
     state = {"op": operator}
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if operator.is_identity:
+            return None  # alpha = 0: the site's output object itself, bit for bit
+        where: torch.Tensor | bool | None = True
+        if tokens is not None:
+            where = tokens.edit
+            if where is None:
+                raise ModelError(
+                    expected_found(
+                        f"edit hook at layer {layer}",
+                        f"a call of the model passed to apply_edit (positions={tokens.mode!r} "
+                        "needs its input_ids and attention mask)",
+                        "a call of a sub-module",
+                        "call the top-level model, or apply the edit with positions='all'",
+                    )
+                )
+        if where is False:
+            return None  # no token of this call is edited
         h = output_tensor(output)
         op = state["op"]
         if op.device != h.device:  # a model dispatched across devices after apply_edit
             op = state["op"] = op.to(h.device)
         edited = op(h)
-        if first is not None:
-            if first.mask is None:
-                raise ModelError(
-                    expected_found(
-                        f"edit hook at layer {layer}",
-                        "a call of the model passed to apply_edit "
-                        "(skip_first_token needs its attention mask)",
-                        "a call of a sub-module",
-                        "call the top-level model, or apply the edit with skip_first_token=False",
-                    )
-                )
-            keep = first.mask.to(h.device).reshape(-1)
+        if isinstance(where, torch.Tensor):
+            keep = where.to(h.device).reshape(-1)
             if keep.numel() != h.numel() // h.shape[-1]:
                 raise ModelError(
                     expected_found(
@@ -167,27 +332,57 @@ def _make_hook(operator: LayerOperator, first: _FirstTokens | None, layer: int) 
                         "pass input_ids and attention_mask to the model",
                     )
                 )
-            flat = edited.reshape(-1, h.shape[-1])
-            flat = torch.where(keep[:, None], h.reshape(-1, h.shape[-1]), flat)
+            flat = torch.where(
+                keep[:, None], edited.reshape(-1, h.shape[-1]), h.reshape(-1, h.shape[-1])
+            )
             edited = flat.reshape(h.shape)
         return replace_output(output, edited)
 
     return hook
 
 
+def _resolve_positions(
+    positions: str | None, skip_first_token: bool | None, recipe_positions: str | None
+) -> str:
+    """Explicit ``positions`` (or its alias ``skip_first_token``), else the recipe's, else all."""
+    if skip_first_token is not None:
+        alias = "skip-first" if skip_first_token else "all"
+        if positions is not None and (positions == "skip-first") != skip_first_token:
+            raise ConfigError(
+                expected_found(
+                    "positions",
+                    f"a mode that agrees with skip_first_token={skip_first_token}",
+                    positions,
+                    "pass only positions",
+                )
+            )
+        positions = positions if positions is not None else alias
+    chosen = positions if positions is not None else (recipe_positions or "all")
+    if chosen not in POSITIONS:
+        raise ConfigError(expected_found("positions", " / ".join(POSITIONS), chosen))
+    return chosen
+
+
 def apply_edit(
     model: Any,
     edit: SeaEdit | str | Path,
-    layers: LayerSpec | Sequence[int] = "all",
-    skip_first_token: bool = False,
+    layers: LayerSpec | Sequence[int] | None = None,
+    *,
+    alpha: float | None = None,
+    positions: str | None = None,
+    skip_first_token: bool | None = None,
     allow_model_mismatch: bool = False,
     registry: str | None = None,
 ) -> EditHandle:
     """Edit ``model``'s activations with SEA projections until the handle is removed.
 
+    ``layers``, ``alpha`` and ``positions`` each take, in this order: the argument when given,
+    else the value of the projections' recipe (:attr:`SeaEdit.recipe`, from the artifact or fit
+    output), else the default (``"all"``, ``1.0``, ``"all"``).
+
     Example::
 
-        with apply_edit(model, "runs/fit", layers="last-8"):
+        with apply_edit(model, "runs/fit", layers="last-8", alpha=0.5):
             out = model.generate(**batch, max_new_tokens=32)
 
     Args:
@@ -195,9 +390,16 @@ def apply_edit(
             ``model_id`` is checked against the projections too).
         edit: loaded projections, or a fit output / artifact folder / registry reference
             (see :func:`~sea_dist.edit.loader.load_edit`).
-        layers: which fitted layers to edit: ``"all"``, ``"last-L"`` / ``"first-L"`` of the
-            fitted layers, or explicit decoder layer indices (each must be fitted).
-        skip_first_token: leave the first real token of each sequence unedited (see module doc).
+        layers: which fitted layers to edit: ``"all"``, ``"last-L"`` / ``"first-L"`` /
+            ``"last-P%"`` / ``"first-P%"`` of the fitted layers, or explicit decoder layer
+            indices (each must be fitted).
+        alpha: edit strength in [0, 1]; 1 is the full SEA edit, 0 leaves the model's outputs
+            unchanged bit for bit (see :mod:`sea_dist.edit.transform`).
+        positions: ``"all"``, ``"skip-first"`` or ``"generated"`` (see the module doc; for
+            ``"generated"`` set prompt lengths on the handle to edit answers scored in one
+            forward pass or generated without the KV cache).
+        skip_first_token: alias kept for older callers: True is ``positions="skip-first"``,
+            False is ``positions="all"``; None (default) defers to ``positions`` / the recipe.
         allow_model_mismatch: accept projections fitted on another model id / architecture of the
             same shape.
         registry: registry location when ``edit`` is a reference.
@@ -208,24 +410,31 @@ def apply_edit(
     Raises:
         ArtifactError: the projections do not match the model (d_model, layer count, fitted
             layers, and unless allowed the model id and architecture).
+        ConfigError: ``alpha`` outside [0, 1], an unknown ``positions``, or ``positions``
+            contradicting ``skip_first_token``.
         ModelError: the model's layout has no module for the projections' site.
     """
     module, model_id = unwrap_model(model)
     sea = edit if isinstance(edit, SeaEdit) else load_edit(edit, registry=registry)
+    recipe = sea.recipe
+    strength = check_alpha(alpha if alpha is not None else (recipe.alpha if recipe else 1.0))
+    mode = _resolve_positions(positions, skip_first_token, recipe.positions if recipe else None)
     check_compatible(module, sea, model_id=model_id, allow_model_mismatch=allow_model_mismatch)
-    chosen = select_layers(sea, layers)
+    chosen = select_layers(
+        sea, layers if layers is not None else (recipe.layers if recipe else "all")
+    )
     sites = site_modules(module, chosen, sea.site, sea.site_template)
     devices = {layer: _module_device(site, module) for layer, site in sites.items()}
-    operators = layer_operators(sea, chosen, devices)
-    handle = EditHandle(sea, chosen)
-    first = _FirstTokens() if skip_first_token else None
-    if first is not None:
-        handle._handles.append(module.register_forward_pre_hook(first.before, with_kwargs=True))
+    operators = layer_operators(sea, chosen, devices, strength)
+    handle = EditHandle(sea, chosen, alpha=strength, positions=mode)
+    tokens = handle._tokens if mode != "all" else None
+    if tokens is not None:
+        handle._handles.append(module.register_forward_pre_hook(tokens.before, with_kwargs=True))
         handle._handles.append(
-            module.register_forward_hook(first.after, with_kwargs=True, always_call=True)
+            module.register_forward_hook(tokens.after, with_kwargs=True, always_call=True)
         )
     for layer, site in sites.items():
         handle._handles.append(
-            site.register_forward_hook(_make_hook(operators[layer], first, layer))
+            site.register_forward_hook(_make_hook(operators[layer], tokens, layer))
         )
     return handle

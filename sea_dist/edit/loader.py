@@ -7,6 +7,11 @@ Two folder layouts hold the same tensors (docs/formats.md): a fit output (``fit.
 by this module's own sha256 check (a serving image without fsspec). A registry reference
 (``name@3``, ``name@production``, ``sha256:<prefix>``) needs :mod:`sea_dist.artifacts`, imported
 only then, so this module itself needs nothing but torch and safetensors.
+
+Either layout may carry the publisher's :class:`~sea_dist.format.recipe.EditRecipe` (which layers,
+strength, positions): an artifact under the manifest key ``recipe``, a fit output as an optional
+``recipe.json`` beside ``fit.json``. Without one (everything written before recipes) the edit
+loads exactly as before, with ``recipe`` None.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import torch
 
 from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.recipe import EditRecipe
 
 FIT_FILE = "fit.json"
 MANIFEST_FILE = "manifest.json"
+RECIPE_FILE = "recipe.json"
+RECIPE_KEY = "recipe"
 PROJECTIONS_FILE = "projections.safetensors"
 _HASH_CHUNK = 1 << 20
 
@@ -142,6 +150,13 @@ def _feature_map(data: Any, what: str) -> tuple[str, float]:
     return str(data["name"]), float(scale)
 
 
+def _recipe(data: Any, what: str) -> EditRecipe | None:
+    """The recipe from a manifest's ``recipe`` value (absent / null: None)."""
+    if data is None or isinstance(data, EditRecipe):
+        return data
+    return EditRecipe.from_dict(data, f"{what}: {RECIPE_KEY}")
+
+
 def edit_from_fields(
     fields: Mapping[str, Any],
     tensors: Mapping[str, torch.Tensor],
@@ -152,7 +167,8 @@ def edit_from_fields(
 
     Args:
         fields: ``model_id, architecture, d_model, n_model_layers, site, site_template, layers,
-            combine, feature_map {name, scale}, centred`` (the artifact manifest keys).
+            combine, feature_map {name, scale}, centred`` and optionally ``recipe`` (the
+            artifact manifest keys).
         tensors: ``layers.L.U_pos`` / ``U_neg`` / ``mean`` by name (any float dtype; CPU).
         source: where they came from, for messages.
         manifest: the raw document, kept for provenance (default: ``fields``).
@@ -182,6 +198,7 @@ def edit_from_fields(
     centred = bool(fields.get("centred", False))
     name, scale = _feature_map(fields.get("feature_map"), what)
     layers = _layer_indices(fields.get("layers"), what)
+    recipe = _recipe(fields.get(RECIPE_KEY), what)
     return SeaEdit(
         layers=_layer_projections(tensors, layers, centred, what),
         site=str(fields["site"]),
@@ -196,6 +213,7 @@ def edit_from_fields(
         centred=centred,
         source=source,
         manifest=dict(manifest if manifest is not None else fields),
+        recipe=recipe,
     )
 
 
@@ -233,6 +251,8 @@ def _load_fit_folder(folder: Path) -> SeaEdit:
         centred=fit.get("centred", False),
         layers=fit.get("layers"),
     )
+    if (folder / RECIPE_FILE).is_file():  # optional: fit outputs before recipes have none
+        fields[RECIPE_KEY] = _read_json(folder / RECIPE_FILE)
     tensors = _read_tensors(folder / PROJECTIONS_FILE)
     return edit_from_fields(fields, tensors, str(folder), manifest=fit)
 
@@ -270,9 +290,21 @@ def _load_artifact_folder(folder: Path) -> SeaEdit:
     return edit_from_fields(manifest, _read_tensors(path), str(folder), manifest=manifest)
 
 
-def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
-    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors)."""
+def _from_artifact_object(artifact: Any, source: str, folder: Path | None = None) -> SeaEdit:
+    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors).
+
+    The recipe is the manifest's ``recipe`` (in its ``to_dict()``, or as an attribute); when the
+    manifest class does not keep one and the artifact is a local ``folder``, it is read from that
+    folder's ``manifest.json``.
+    """
     fields = artifact.manifest.to_dict()
+    if fields.get(RECIPE_KEY) is None:
+        recipe = getattr(artifact.manifest, RECIPE_KEY, None)
+        if recipe is None and folder is not None:
+            recipe = _read_json(folder / MANIFEST_FILE).get(RECIPE_KEY)
+        if recipe is not None:
+            data = recipe.to_dict() if isinstance(recipe, EditRecipe) else recipe
+            fields = {**fields, RECIPE_KEY: data}
     tensors: dict[str, torch.Tensor] = {}
     for layer, proj in artifact.layers.items():
         for name, value in (("U_pos", proj.U_pos), ("U_neg", proj.U_neg), ("mean", proj.mean)):
@@ -300,7 +332,8 @@ def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaE
         registry: registry location for references (default: the artifacts module's default).
 
     Returns:
-        The projections as float32 CPU tensors.
+        The projections as float32 CPU tensors, with the publisher's recipe when the artifact
+        (manifest key ``recipe``) or fit output (``recipe.json``) has one.
 
     Raises:
         ArtifactError: a malformed, tampered or unknown artifact.
@@ -312,7 +345,7 @@ def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaE
         if (folder / MANIFEST_FILE).is_file():
             artifact = _load_artifact(str(folder), registry=None)
             if artifact is not None:
-                return _from_artifact_object(artifact, str(folder))
+                return _from_artifact_object(artifact, str(folder), folder)
             return _load_artifact_folder(folder)
         if (folder / FIT_FILE).is_file():
             return _load_fit_folder(folder)

@@ -2,7 +2,8 @@
 
 Plain frozen dataclasses of float32 CPU tensors, validated on construction (shapes agree with
 ``d_model``; ``combine`` and ``feature_map`` are known). :mod:`sea_dist.edit.loader` builds them
-from fit outputs, artifact folders and registry references.
+from fit outputs, artifact folders and registry references, with the publisher's
+:class:`~sea_dist.format.recipe.EditRecipe` when there is one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.recipe import EditRecipe
 
 COMBINES = ("l2", "average")
 FEATURE_MAPS = ("linear", "tanh", "elu", "sqexp")
@@ -59,6 +61,10 @@ class SeaEdit:
         centred: whether the fit subtracted the neutral mean (then every layer has ``mean``).
         source: where the projections came from (folder or registry reference).
         manifest: the raw manifest (artifact) or fit.json data, for provenance.
+        recipe: how the publisher meant the projections to be applied (layers, strength
+            ``alpha``, positions), or None (manifests and fit outputs written before recipes):
+            :func:`~sea_dist.edit.hooks.apply_edit` uses it for every argument the caller leaves
+            unset.
     """
 
     layers: Mapping[int, LayerProjection]
@@ -74,6 +80,7 @@ class SeaEdit:
     centred: bool
     source: str = ""
     manifest: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    recipe: EditRecipe | None = None
 
     def __post_init__(self) -> None:
         what = f"projections {self.source or '(in memory)'}"

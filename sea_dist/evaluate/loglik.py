@@ -9,7 +9,9 @@ up to float rounding; only the completion positions' logits go through the log-s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,10 @@ class SpanScores:
         return self.logprob / np.maximum(self.n_tokens, 1)
 
 
+BatchContext = Callable[[torch.Tensor], AbstractContextManager[Any]]
+"""``before_batch(prompt_lengths)``: a context entered around one batch's forward pass."""
+
+
 def _device(model: torch.nn.Module) -> torch.device:
     for parameter in model.parameters():
         return parameter.device
@@ -49,6 +55,7 @@ def score_spans(
     starts: Sequence[int],
     batch_size: int = 8,
     pad_id: int = 0,
+    before_batch: BatchContext | None = None,
 ) -> SpanScores:
     """Sum ``log p(tokens[i] | tokens[:i])`` for ``i`` in ``[start, len)`` of each sequence.
 
@@ -58,6 +65,9 @@ def score_spans(
         starts: first scored position per sequence (>= 1: position 0 has no prefix).
         batch_size: sequences per forward pass.
         pad_id: id used for right padding (masked out, never scored).
+        before_batch: called with each batch's ``starts`` (``(batch,)`` int64, the number of
+            prompt tokens of each row) and entered around its forward pass; an edit that touches
+            only answer tokens learns the prompt boundary this way.
 
     Returns:
         Per-sequence summed log-probabilities and scored-token counts, in input order.
@@ -93,7 +103,13 @@ def score_spans(
                 mask[row, : len(seq)] = 1
                 # logits at position t predict token t + 1
                 scored[row, starts[i] - 1 : len(seq) - 1] = True
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            context = (
+                before_batch(torch.as_tensor([starts[i] for i in rows], dtype=torch.long))
+                if before_batch is not None
+                else contextlib.nullcontext()
+            )
+            with context:
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             picked = logits[:, :-1][scored.to(device)].float()  # (tokens, vocab)
             targets = ids[:, 1:][scored].to(device)
             token_lp = picked.log_softmax(-1).gather(-1, targets[:, None])[:, 0]
@@ -177,9 +193,19 @@ class EncodedPairs:
         counts = np.array([len(s) - b for s, b in zip(self.sequences, self.starts)], np.int64)
         return counts[self.index]
 
-    def score(self, model: torch.nn.Module, batch_size: int = 8) -> SpanScores:
-        """Summed completion log-probabilities under ``model`` (hooks in effect), input order."""
-        scores = score_spans(model, self.sequences, self.starts, batch_size, self.pad_id)
+    def score(
+        self,
+        model: torch.nn.Module,
+        batch_size: int = 8,
+        before_batch: BatchContext | None = None,
+    ) -> SpanScores:
+        """Summed completion log-probabilities under ``model`` (hooks in effect), input order.
+
+        ``before_batch``: see :func:`score_spans`.
+        """
+        scores = score_spans(
+            model, self.sequences, self.starts, batch_size, self.pad_id, before_batch
+        )
         return SpanScores(logprob=scores.logprob[self.index], n_tokens=scores.n_tokens[self.index])
 
 

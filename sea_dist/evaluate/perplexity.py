@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sea_dist.errors import DataError, expected_found
-from sea_dist.evaluate.loglik import score_spans
+from sea_dist.evaluate.loglik import BatchContext, score_spans
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def perplexity(
     texts: Sequence[str],
     batch_size: int = 8,
     max_length: int = 512,
+    before_batch: BatchContext | None = None,
 ) -> PerplexityResult:
     """Token-level perplexity of ``model`` (with any edit hooks applied) on ``texts``.
 
@@ -67,6 +68,8 @@ def perplexity(
         texts: the evaluation texts.
         batch_size: texts per forward pass (sorted by length).
         max_length: tokens kept per text (from the start).
+        before_batch: see :func:`sea_dist.evaluate.loglik.score_spans` (each text's prompt is
+            its first token).
 
     Raises:
         DataError: no text has two tokens or more (nothing to predict).
@@ -76,7 +79,12 @@ def perplexity(
     sequences = [_encode(tokenizer, text, max_length) for text in texts]
     pad_id = getattr(tokenizer, "pad_token_id", None)
     scores = score_spans(
-        model, sequences, [1] * len(sequences), batch_size, 0 if pad_id is None else pad_id
+        model,
+        sequences,
+        [1] * len(sequences),
+        batch_size,
+        0 if pad_id is None else pad_id,
+        before_batch,
     )
     total = int(scores.n_tokens.sum())
     if total == 0:

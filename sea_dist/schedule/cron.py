@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sea_dist.errors import ConfigError, expected_found
+from sea_dist.errors import ConfigError, excerpt, expected_found
 
 # (name, lowest, highest) per field; day of week accepts 7 as an alias of 0 (Sunday).
 _FIELDS = (
@@ -43,14 +43,19 @@ in theory, but with OR semantics any restricted weekday matches weekly); beyond 
 
 
 def _parse_number(text: str, name: str, low: int, high: int, expression: str) -> int:
-    if not text.isdigit():
+    # isascii: str.isdigit() also accepts '²' and other digits that int() refuses.
+    if not (text.isascii() and text.isdigit()):
         raise ConfigError(
-            expected_found(f"cron {name}", f"a number {low}-{high}", text, f"in {expression!r}")
+            expected_found(
+                f"cron {name}", f"a number {low}-{high}", text, f"in {excerpt(expression)}"
+            )
         )
     value = int(text)
     if not low <= value <= high:
         raise ConfigError(
-            expected_found(f"cron {name}", f"a value in {low}-{high}", value, f"in {expression!r}")
+            expected_found(
+                f"cron {name}", f"a value in {low}-{high}", value, f"in {excerpt(expression)}"
+            )
         )
     return value
 
@@ -74,7 +79,7 @@ def _parse_field(text: str, name: str, low: int, high: int, expression: str) -> 
                         f"cron {name} range",
                         "low-high with low <= high",
                         base,
-                        f"in {expression!r}",
+                        f"in {excerpt(expression)}",
                     )
                 )
         else:
@@ -125,7 +130,7 @@ class CronExpression:
             )
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             raise ConfigError(
                 expected_found(
                     "timezone", "an IANA zone name like 'UTC' or 'Europe/Berlin'", timezone

@@ -19,6 +19,7 @@ import zarr
 from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
 from sea_dist.errors import StoreError
+from sea_dist.store.target import check_store_target
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,13 @@ class ActivationStore:
 
         Raises:
             StoreError: a store exists at ``url`` with a different identity and ``overwrite`` is
-                false (runs are never mixed silently).
+                false (runs are never mixed silently); ``url`` holds anything but a store (a
+                file, other files), with or without ``overwrite`` (nothing is ever deleted that
+                is not a store).
         """
-        if cls.exists(url) and not overwrite:
+        # Before anything else: mode="w" below deletes whatever is at url.
+        check_store_target(url, overwrite)
+        if not overwrite and cls.exists(url):  # a damaged store may still be replaced
             existing = cls.open(url, mode="r+")
             theirs, ours = existing.spec.to_attrs(), spec.to_attrs()
             diffs = [k for k in IDENTITY_KEYS if theirs.get(k) != ours.get(k)]

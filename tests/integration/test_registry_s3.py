@@ -26,7 +26,9 @@ from sea_dist.artifacts.loader import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit
+from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import ArtifactError
+from sea_dist.format.recipe import EvaluationRecord
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("s3fs")
@@ -201,9 +203,18 @@ def test_cli_round_trip_on_s3(s3_endpoint: str, bucket: str, tmp_path: Path) -> 
         return done.stdout
 
     fit = write_synthetic_fit(tmp_path / "fit")
+    passing = EvaluationRecord(  # prod is gated: it moves only to a version that passes
+        effect="truthfulqa_mc2_margin",
+        metrics={"effect": 0.05, "effect_lo": 0.01, "perplexity_ratio": 1.0}
+        | {"builtin_accuracy_delta": 0.0, "logprob_per_token_delta": 0.0, "generation_delta": 0.0},
+    )
+    (fit / "evaluation.json").write_text(json.dumps(passing.to_dict()))
     assert cli(
         "publish", str(fit), "--name", "cli", "--registry", url, "--alias", "prod"
-    ).startswith("cli@1 ")
+    ).splitlines() == [
+        f"cli@1 sha256:{sha256_hex((fit / 'projections.safetensors').read_bytes())}",
+        "cli@prod -> cli@1; gate passed",
+    ]
     assert json.loads(cli("registry", "versions", "cli", "--registry", url, "--json"))["versions"][
         0
     ]["aliases"] == ["latest", "prod"]

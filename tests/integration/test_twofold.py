@@ -4,7 +4,8 @@ Everything lives under a temporary folder: the model (saved with ``save_tiny_mod
 ``run_twofold`` from ``model.id``), a data folder with six-question TruthfulQA folds and six BBQ
 rows written here in the real file formats, and the output. Settings ``residual`` and ``mlp``
 with one random seed, neutral = 2 greedy tokens, BBQ for the best setting. The study runs once per
-module; a second call on the same folder must be served from the cache.
+module; a second call on the same folder must be served from the cache. The config file carries
+a ``twofold:`` section whose grid (the built-in grid plus a preset) the command reads.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import pytest
 import yaml
 
 from sea_dist.cli import main
-from sea_dist.config import SeaConfig, load_config
-from sea_dist.evaluate.settings import DEFAULT_GRID, select_settings
-from sea_dist.evaluate.twofold import TwofoldOptions, fold_items, run_twofold
+from sea_dist.config import SeaConfig
+from sea_dist.studies.options import load_study_config
+from sea_dist.studies.space import PRESETS, Setting, Variant, select
+from sea_dist.studies.tune import variant_id
+from sea_dist.studies.twofold import fold_items, run_twofold
+from sea_dist.studies.twofold_options import DEFAULT_GRID, DEFAULT_SPACE, TwofoldOptions
 
 pytestmark = pytest.mark.slow
 
@@ -240,14 +244,15 @@ class Study:
             "model": {"id": str(self.model_dir)},
             "data": {"source": "truthfulqa", "template": "qa"},
             "collect": {"neutral": "generate", "max_new_tokens": 2, "batch_size": 4},
-            "fit": {"positive_energy": 0.99, "negative_energy": 0.99},
             "evaluate": {"data_dir": str(self.data_dir), "batch_size": 8, "out": str(self.out)},
+            # the built-in grid plus a preset; the command reads it, --settings picks from it
+            "twofold": {"settings": [*DEFAULT_SPACE, "paper-truthfulqa"], "resamples": 300},
         }
         self.config_path = root / "twofold.yaml"
         self.config_path.write_text(yaml.safe_dump(document))
-        self.config: SeaConfig = load_config(self.config_path)
+        self.config: SeaConfig = load_study_config(self.config_path, "twofold")[0]
         self.options = TwofoldOptions(
-            settings=tuple(select_settings(["residual", "mlp"])),
+            settings=tuple(select(DEFAULT_GRID, ["residual", "mlp"])),
             seeds=1,
             batch_size=8,
             bbq="best",
@@ -335,6 +340,16 @@ def _cached(out: Path, name: str) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
+def _logprob(out: Path, name: str) -> np.ndarray:
+    """A variant's cached TruthfulQA scores in study order: fold 2 (fold-1 fit), then fold 1."""
+    return np.concatenate([_cached(out, f"tqa-fold{fold}-{name}")["logprob"] for fold in (2, 1)])
+
+
+def _grid_setting(name: str) -> Setting:
+    (setting,) = select(DEFAULT_GRID, [name])
+    return setting
+
+
 def test_unedited_scores_equal_score_truthfulqa(study: Study) -> None:
     from sea_dist.data import PromptTemplate
     from sea_dist.evaluate.truthfulqa import mc_from_logprobs, score_truthfulqa, truthfulqa_pairs
@@ -350,33 +365,32 @@ def test_unedited_scores_equal_score_truthfulqa(study: Study) -> None:
     # per question, in that order (the means alone would not see a reordering); float32 forward
     # passes of other batch shapes round differently, ~1e-9 on one question's MC2
     _, layout = truthfulqa_pairs(items, PromptTemplate("qa"))
-    mc1, mc2 = mc_from_logprobs(_cached(study.out, "unedited")["logprob"], layout)
+    mc1, mc2 = mc_from_logprobs(_logprob(study.out, "unedited"), layout)
     np.testing.assert_allclose(mc2, reference.mc2, rtol=0, atol=1e-7)
     np.testing.assert_array_equal(mc1, reference.mc1)
 
 
 def test_each_fold_is_scored_by_the_other_folds_fit(study: Study) -> None:
     from sea_dist.edit import apply_edit
-    from sea_dist.evaluate.settings import Variant
     from sea_dist.evaluate.truthfulqa import score_truthfulqa
-    from sea_dist.evaluate.variants import ModelInfo, RecordedFold, build_edit, fit_fold
     from sea_dist.models import load_model
+    from sea_dist.studies.fits import ModelInfo, Recorded, build_edit, fit_recorded
 
     folds = fold_items(study.data_dir, None)
     loaded = load_model(study.config.model)
     info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
-    (setting,) = select_settings(["residual"])
-    study_scores = _cached(study.out, "residual")["logprob"]
+    setting = _grid_setting("residual")
+    study_scores = _logprob(study.out, variant_id(Variant(setting)))
     expected, wrong = [], []
     for fit_fold_index in (0, 1):
         recorded = _cached(study.out, f"activations-tqa-fold{fit_fold_index + 1}-residual")
         assert recorded["neutral"].shape == (6, 3, 32)
-        fold = RecordedFold(
-            (0, 1, 2), recorded["neutral"], recorded["positive"], recorded["negative"]
-        )
-        fit = fit_fold(fold, setting, 0.99, 0.99)
+        fold = Recorded((0, 1, 2), recorded["neutral"], recorded["positive"], recorded["negative"])
+        fit = fit_recorded(fold, setting)
         edit = build_edit(Variant(setting), fit, info, "test")
-        with apply_edit(loaded, edit, layers=setting.layers):
+        with apply_edit(
+            loaded, edit, layers="all", alpha=setting.alpha, positions=setting.positions
+        ):
             scores = score_truthfulqa(
                 loaded.model, loaded.tokenizer, folds[1 - fit_fold_index], batch_size=8
             )
@@ -393,15 +407,28 @@ def test_each_fold_is_scored_by_the_other_folds_fit(study: Study) -> None:
     wrong_mc2 = float(np.mean(np.concatenate([s.mc2 for s in wrong[::-1]])))
     assert abs(summary_row["mc2"] - wrong_mc2) > 1e-4  # so the check above has teeth
     # the edit changes the scores (else this test could not tell the folds apart)
-    assert not np.allclose(study_scores, _cached(study.out, "unedited")["logprob"], atol=1e-4)
+    assert not np.allclose(study_scores, _logprob(study.out, "unedited"), atol=1e-4)
 
 
 def test_second_run_is_served_from_the_cache(study: Study) -> None:
     before = _cache_files(study.out)
-    # unedited + 2 settings x (SEA, random0, swapped), for TruthfulQA and for BBQ's unedited +
-    # 3 variants, and one recording per task, fold and site (tqa: 2 sites, bbq: the best site)
+    # per scored fold: unedited + 2 settings x (SEA, random0, swapped), for TruthfulQA and for
+    # BBQ's unedited + 3 variants; perplexity and built-in accuracy per fit under SEA; one
+    # recording per task, fold and site (tqa: 2 sites, bbq: the best site)
     names = {Path(name).name for name in before}
-    assert {"unedited.npz", "residual.npz", "mlp~random0.npz", "mlp~swapped.npz"} <= names
+    residual, mlp = _grid_setting("residual"), _grid_setting("mlp")
+    tqa = [
+        "unedited",
+        variant_id(Variant(residual)),
+        variant_id(Variant(mlp, "random", 0)),
+        variant_id(Variant(mlp, "swapped")),
+    ]
+    assert {f"tqa-fold{fold}-{name}.npz" for fold in (1, 2) for name in tqa} <= names
+    assert {"ppl-unedited.npz", "builtin-unedited.npz"} <= names
+    for fold in (1, 2):
+        assert f"ppl-fit{fold}-{variant_id(Variant(mlp))}.npz" in names
+        assert f"builtin-fit{fold}-{variant_id(Variant(mlp))}.npz" in names
+    assert not any(n.startswith("ppl-") and "~" in n for n in names)  # controls: MC only
     assert any(n.startswith("bbq-") and n.endswith("-unedited.npz") for n in names)
     assert {n for n in names if n.startswith("activations-tqa")} == {
         f"activations-tqa-fold{f}-{site}.npz" for f in (1, 2) for site in ("residual", "mlp")
@@ -443,13 +470,34 @@ def test_cli_runs_from_the_cache(
     assert summary["unedited"] == study.summary["unedited"]
 
 
-def test_cli_lists_the_grid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["twofold", str(tmp_path / "absent.yaml"), "--list-settings"])
+def test_cli_lists_the_grid(study: Study, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["twofold", str(study.config_path), "--list-settings"])
     out = capsys.readouterr().out
     assert code == 0
     lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == [s.name for s in DEFAULT_GRID]
-    assert all(s.description in out for s in DEFAULT_GRID)
+    grid = [*DEFAULT_GRID, PRESETS["paper-truthfulqa"]]  # the config's twofold.settings
+    assert [line.split()[0] for line in lines] == [s.name for s in grid]
+    assert all(s.description in out for s in grid)
+
+
+def test_cli_runs_a_preset_from_the_yaml_grid(
+    study: Study, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = _copy(study, tmp_path)  # the recordings are reused; only the preset is scored
+    flags = ["--out", str(out), "--settings", "paper-truthfulqa", "--seeds", "1", "--bbq", "none"]
+    code = main(["twofold", str(study.config_path), *flags, "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads((out / "twofold.json").read_text())
+    (row,) = summary["settings"]
+    assert row["name"] == "paper-truthfulqa"
+    assert row["setting"]["site"] == "mlp" and row["setting"]["centre"] is False
+    assert summary["fit"] == {"K+": 0.998, "K-": 0.998}  # the preset's K, in the report too
+    assert "K+ = 0.998, K- = 0.998" in (out / "twofold.md").read_text()
+    assert summary["resamples"] == 300  # twofold.resamples from the YAML
+    assert summary["unedited"] == study.summary["unedited"]  # served from the cache
+    for fold in ("fold1", "fold2"):
+        assert row["k"][fold]["layer"] == [0, 1, 2]  # every fitted layer, at K = 0.998
 
 
 @pytest.mark.parametrize(

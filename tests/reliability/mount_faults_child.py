@@ -220,7 +220,8 @@ def scenario_registry_read_only(work: Path) -> dict[str, Any]:
     try:
         before = tree_digest(folder)
         failed = cli(["publish", str(fit), "--name=art", f"--registry={folder / 'registry'}"])
-        alias = cli(["registry", "alias", "art@1", "prod", f"--registry={folder / 'registry'}"])
+        # an ungated alias: a gated one is refused by the promotion gate before any write
+        alias = cli(["registry", "alias", "art@1", "staging", f"--registry={folder / 'registry'}"])
         queries = cli(["registry", "versions", "art", f"--registry={folder / 'registry'}"])
         after = visible(registry, "art")
         diff = changes(before, tree_digest(folder))

@@ -211,7 +211,7 @@ CLI_CASES: tuple[CliCase, ...] = (
     _config("section-not-mapping", "section-not-mapping.yaml", "fit: expected a mapping", "fit"),
     _config("k-above-one", "k-above-one.yaml", "positive_energy: expected a ratio", "fit"),
     _config("k-zero", "k-zero.yaml", "negative_energy: expected a ratio in (0, 1]"),
-    _config("k-nan", "k-nan.yaml", "positive_energy: expected a ratio", "fit"),
+    _config("k-nan", "k-nan.yaml", "positive_energy: expected a finite number", "fit"),
     _config("fixed-k-zero", "fixed-k-zero.yaml", "fixed_k: expected a value > 0", "fit"),
     _config("layers-unknown-spec", "layers-unknown-spec.yaml", "collect.layers: expected 'all'"),
     _config("layers-negative", "layers-negative.yaml", "layer indices >= 0", "run"),

@@ -27,7 +27,12 @@ def test_examples_exist() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_config_validates(path: Path) -> None:
-    config = load_config(path)
+    from sea_dist.studies.options import load_study_config, tune_options_from_dict
+
+    # study configs (tune/twofold sections) carry a normal run config next to their section
+    config, raw = load_study_config(path, "tune")
+    if raw is not None:
+        assert tune_options_from_dict(raw).space
     assert isinstance(config, SeaConfig)
     # dumping and reloading gives the same config (provenance round trip)
     assert config_from_dict(config_to_dict(config)) == config

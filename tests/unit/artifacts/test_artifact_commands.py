@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,15 +25,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_publish_and_query_through_the_cli(
-    tmp_path: Path, make_fit: FitFactory, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    make_fit: FitFactory,
+    make_record: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     reg = str(tmp_path / "reg")
     code, out, _ = run(capsys, "publish", str(make_fit(seed=1)), "--name", "cli", "--registry", reg)
     assert code == 0 and out.startswith("cli@1 sha256:")
+    evaluated = make_fit(seed=2, k_pos=4)  # its evaluation passes: production may move to it
+    (evaluated / "evaluation.json").write_text(json.dumps(make_record().to_dict()))
     code, out, _ = run(
         capsys,
         "publish",
-        str(make_fit(seed=2, k_pos=4)),
+        str(evaluated),
         "--name",
         "cli",
         "--registry",
@@ -42,12 +48,15 @@ def test_publish_and_query_through_the_cli(
         "--json",
     )
     assert code == 0 and json.loads(out)["ref"] == "cli@2"
+    assert json.loads(out)["promotions"][0]["moved"] is True
 
     assert run(capsys, "registry", "list", "--registry", reg)[1].strip() == "cli"
     code, out, _ = run(capsys, "registry", "versions", "cli", "--registry", reg)
     lines = out.strip().splitlines()
     assert lines[0].split()[:3] == ["VERSION", "CREATED", "MODEL"] and len(lines) == 3
     assert "latest,production" in lines[2]
+    assert lines[0].split()[-2:] == ["GATE", "ALIASES"]
+    assert lines[1].split()[-1] == "unevaluated" and " pass " in lines[2]
     code, out, _ = run(
         capsys,
         "registry",
@@ -63,8 +72,11 @@ def test_publish_and_query_through_the_cli(
     )
     assert [v["version"] for v in json.loads(out)["versions"]] == [1, 2]
 
+    code, out, _ = run(capsys, "registry", "show", "cli@production", "--registry", reg, "--json")
+    assert json.loads(out)["version"] == 2 and json.loads(out)["evaluation"]["passed"] is True
     code, out, _ = run(capsys, "registry", "show", "cli@production", "--registry", reg)
-    assert json.loads(out)["version"] == 2
+    assert code == 0 and out.startswith("cli@2  sha256:")
+    assert "\ngate: pass\n" in out and "recipe: none" in out and "aliases: production" in out
     code, out, _ = run(capsys, "registry", "resolve", "cli@1", "--registry", reg, "--json")
     sha = json.loads(out)["sha256"]
     assert run(capsys, "registry", "resolve", f"sha256:{sha[:8]}", "--registry", reg)[1].startswith(
@@ -79,14 +91,29 @@ def test_publish_and_query_through_the_cli(
     code, out, _ = run(capsys, "registry", "download", "cli", str(dest), "--registry", reg)
     assert code == 0 and "verified" in out and (dest / "projections.safetensors").exists()
 
-    code, out, _ = run(capsys, "registry", "alias", "cli@1", "production", "--registry", reg)
-    assert out.strip() == "cli@production -> cli@1 (was cli@2)"
+    code, out, err = run(capsys, "registry", "alias", "cli@1", "production", "--registry", reg)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "gate: production not moved to cli@1: no evaluation record" in err
+    code, out, _ = run(
+        capsys,
+        "registry",
+        "alias",
+        "cli@1",
+        "production",
+        "--registry",
+        reg,
+        "--force",
+        "--reason",
+        "rollback: v2 breaks the chat template",
+    )
+    assert code == 0 and out.startswith("cli@production -> cli@1 (was cli@2); gate overridden")
     code, out, _ = run(capsys, "registry", "aliases", "cli", "--registry", reg, "--json")
     assert json.loads(out)["aliases"] == {"production": 1}
     code, out, _ = run(
         capsys, "registry", "aliases", "cli", "--history", "production", "--registry", reg
     )
     assert len(out.strip().splitlines()) == 2
+    assert "FORCED past the gate" in out.strip().splitlines()[1] and "rollback" in out
 
     code, out, _ = run(capsys, "registry", "gc", "--keep", "1", "--dry-run", "--registry", reg)
     assert out.strip().splitlines()[-1] == "would remove 0 item(s)"  # 1 aliased, 2 newest

@@ -311,13 +311,16 @@ def test_publish_config_validation(tmp_path: Path, make_fit: FitFactory) -> None
 
     config = tmp_path / "cfg.yaml"
     config.write_text(
-        f"publish:\n  registry: {tmp_path / 'reg'}\n  name: from-config\n  aliases: [prod]\n"
-        "fit:\n  centre: true\n"
+        f"publish:\n  registry: {tmp_path / 'reg'}\n  name: from-config\n"
+        "  aliases: [staging, prod]\nfit:\n  centre: true\n"
     )
     resolved = publish_run(str(make_fit()), config_path=str(config))
     assert resolved.ref == "from-config@1"
+    # prod is gated and the version has no evaluation record: published, prod left unset
+    assert [p.alias for p in resolved.refused] == ["prod"]
     registry = Registry(str(tmp_path / "reg"))
-    manifest = registry.manifest("from-config@prod")
+    assert registry.aliases("from-config") == {"staging": 1}
+    manifest = registry.manifest("from-config@staging")
     assert manifest.config["publish"]["name"] == "from-config"
     assert "model" in manifest.config and "collect" in manifest.config
     with pytest.raises(ConfigError, match="name"):

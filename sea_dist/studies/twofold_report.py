@@ -1,4 +1,4 @@
-"""Summary, Markdown report and plots of the two-fold study (:mod:`sea_dist.evaluate.twofold`).
+"""Summary, Markdown report and plots of the two-fold study (:mod:`sea_dist.studies.twofold`).
 
 All comparisons are paired over the same questions with bootstrap 95% intervals. A setting's
 *margin* is the smaller of its MC2 gains over the two controls (random subspaces with the same k,
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,24 @@ log = logging.getLogger(__name__)
 
 def _ci(diff: PairedDifference) -> dict[str, float]:
     return {"mean": diff.mean, "low": diff.low, "high": diff.high}
+
+
+def k_table(fit: Any, setting: Any) -> dict[str, list[int]]:
+    """``{"layer": [...], "k_pos": [...], "k_neg": [...]}``: every fitted layer's k+ and k- at
+    the setting's K+ and K- (a :class:`~sea_dist.studies.fits.StudyFit` keeps full spectra)."""
+    ranks = fit.ranks(setting.k_pos, setting.k_neg)
+    order = sorted(ranks)
+    return {
+        "layer": order,
+        "k_pos": [ranks[layer][0] for layer in order],
+        "k_neg": [ranks[layer][1] for layer in order],
+    }
+
+
+def _shared(values: Sequence[float]) -> float | list[float]:
+    """The one value every setting uses, else the distinct values in order."""
+    distinct = list(dict.fromkeys(values))
+    return distinct[0] if len(distinct) == 1 else distinct
 
 
 def _fmt(ci: Mapping[str, float], digits: int = 3) -> str:
@@ -97,11 +114,11 @@ def summarise(
             "swapped": {"mc1": boot(mc1, swp1), "mc2": boot(mc2, swp2)},
             "uniform_shift": {"mc1": boot(mc1, shift1), "mc2": boot(mc2, shift2)},
         }
-        k_tables = [fit.k_table() for fit in fits[setting.name]]
+        k_tables = [k_table(fit, setting) for fit in fits[setting.name]]
         rows.append(
             {
                 "name": setting.name,
-                "setting": asdict(setting),
+                "setting": {**setting.axes(), "description": setting.description},
                 "mc1": float(mc1.mean()),
                 "mc2": float(mc2.mean()),
                 "controls": {
@@ -135,7 +152,10 @@ def summarise(
             "max_new_tokens": config.collect.max_new_tokens,
             "token": config.collect.token,
         },
-        "fit": {"K+": config.fit.positive_energy, "K-": config.fit.negative_energy},
+        "fit": {
+            "K+": _shared([s.k_pos for s in options.settings]),
+            "K-": _shared([s.k_neg for s in options.settings]),
+        },
         "template": config.data.template,
         "unedited": {
             "mc1": float(base[0].mean()),
@@ -191,14 +211,20 @@ def _controls_table(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _fit_label(summary: Mapping[str, Any], setting: Mapping[str, Any]) -> str:
+    """What decides a setting's k: site, centring, feature map, and K when settings differ."""
+    label = f"{setting['site']} {'centred' if setting['centre'] else 'uncentred'}"
+    if setting["feature_map"] != "linear":
+        label += f" {setting['feature_map']}"
+    if not all(isinstance(summary["fit"][key], float | int) for key in ("K+", "K-")):
+        label += f" K={setting['k_pos']:g}/{setting['k_neg']:g}"
+    return label
+
+
 def _k_table(summary: Mapping[str, Any]) -> list[str]:
     seen: dict[str, Mapping[str, list[int]]] = {}
     for row in summary["settings"]:
-        setting = row["setting"]
-        key = f"{setting['site']} {'centred' if setting['centre'] else 'uncentred'}"
-        if setting["feature_map"] != "linear":
-            key += f" {setting['feature_map']}"
-        seen.setdefault(key, row["k"]["fold1"])
+        seen.setdefault(_fit_label(summary, row["setting"]), row["k"]["fold1"])
     if not seen:
         return []
     layers = next(iter(seen.values()))["layer"]
@@ -263,19 +289,13 @@ def _plots(summary: Mapping[str, Any], out: Path) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
-    plotted: set[tuple[str, bool, str]] = set()
+    plotted: set[str] = set()
     for row in rows:
-        setting = row["setting"]
-        site, centre, fmap = (
-            str(setting["site"]),
-            bool(setting["centre"]),
-            str(setting["feature_map"]),
-        )
-        if (site, centre, fmap) in plotted:
+        label = _fit_label(summary, row["setting"])
+        if label in plotted:
             continue
-        plotted.add((site, centre, fmap))
+        plotted.add(label)
         table = row["k"]["fold1"]
-        label = f"{site} {'centred' if centre else 'uncentred'} {fmap}"
         ax.plot(table["layer"], table["k_pos"], marker="o", markersize=3, label=f"{label} k+")
     ax.set_xlabel("layer")
     ax.set_ylabel("k+ (fold 1 fit)")
@@ -285,6 +305,12 @@ def _plots(summary: Mapping[str, Any], out: Path) -> list[str]:
     fig.savefig(out / "twofold_k.png", dpi=120)
     plt.close(fig)
     return ["twofold_mc2.png", "twofold_k.png"]
+
+
+def _k_text(fit: Mapping[str, Any]) -> str:
+    if all(isinstance(fit[key], float | int) for key in ("K+", "K-")):
+        return f"K+ = {fit['K+']}, K- = {fit['K-']}"
+    return "K+ / K- per setting (see each setting's k_pos / k_neg in twofold.json)"
 
 
 def write_twofold_report(summary: Mapping[str, Any], out: Path) -> Path:
@@ -300,7 +326,7 @@ def write_twofold_report(summary: Mapping[str, Any], out: Path) -> Path:
         f"{summary['device']}; {summary['n_questions']} questions (folds "
         f"{summary['folds'][0]} + {summary['folds'][1]}); neutral = "
         f"`{summary['collect']['neutral']}` (max {summary['collect']['max_new_tokens']} "
-        f"new tokens); K+ = {summary['fit']['K+']}, K- = {summary['fit']['K-']}; "
+        f"new tokens); {_k_text(summary['fit'])}; "
         f"{summary['seeds']} random-control seeds; 95% paired bootstrap intervals over "
         f"questions ({summary['resamples']} resamples); `*` = interval excludes 0.",
         "",

@@ -17,8 +17,8 @@ import numpy as np
 
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import EncodedPairs
-from sea_dist.evaluate.settings import Setting, variants_of
 from sea_dist.evaluate.stats import paired_bootstrap
+from sea_dist.studies.space import Setting, variants_of
 
 BBQ_FILE = "bbq-validation-disambig.jsonl"
 
@@ -44,10 +44,10 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
     """Accuracy of the unedited model, SEA and its controls, two-fold over the BBQ rows.
 
     Args:
-        study: the running :class:`~sea_dist.evaluate.twofold.TwofoldStudy` (model, cache).
+        study: the running :class:`~sea_dist.studies.twofold.TwofoldStudy` (model, cache).
         setting: the setting to fit and apply.
         data_dir: the benchmark data folder (holding ``bbq/``).
-        options: the study's :class:`~sea_dist.evaluate.twofold.TwofoldOptions`.
+        options: the study's :class:`~sea_dist.studies.twofold_options.TwofoldOptions`.
 
     Returns:
         ``{"setting", "n", "unedited", "sea", "random", "swapped", "vs": {...}}``.
@@ -80,12 +80,10 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
     def tick(_: str) -> None:
         return None
 
-    results = {
-        "unedited": correct(study.score(f"{task}-unedited", None, [None, None], tests, None, tick))
-    }
+    results = {"unedited": correct(study.score(task, None, None, tests, None, tick))}
     randoms = []
     for variant in variants_of(setting, options.seeds):
-        scores = study.score(f"{task}-{variant.key}", variant, fits, tests, None, tick)
+        scores = study.score(task, variant, fits, tests, None, tick)
         if variant.control == "random":
             randoms.append(correct(scores))
         else:

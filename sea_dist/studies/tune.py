@@ -1,0 +1,596 @@
+"""``sea-dist tune``: choose an edit on held-out data under a damage budget, then test it once.
+
+Protocol (nothing here ever reads the test fold before the choice is made):
+
+1. The dev fold's questions are shuffled (seeded) and split into a *fit* part and a
+   *validation* part. Demonstrations of the fit part are recorded once at every site the space
+   needs (:func:`sea_dist.studies.fits.record_sites`) and fitted once per fit key with full
+   spectra (:func:`sea_dist.studies.fits.fit_recorded`).
+2. Every setting of the space is scored on the validation questions next to its controls
+   (roles swapped; random subspaces with the same k, ``seeds`` draws averaged): the objective
+   is the *margin*, mean MC2 of SEA minus that of its best control. Cheap damage checks
+   (held-out perplexity ratio, log p change per answer token) are taken for every setting.
+   Successive halving: the first round scores ``first_round_chunks`` chunks of questions, each
+   round keeps the best 1/eta of the settings (settings inside the measured budget first) and
+   scores eta times as many questions, until the validation part is used up, ``finalists``
+   remain, or the time budget says stop.
+3. The finalists get the full damage check (built-in factual accuracy, greedy answer rate); the
+   chosen setting is the one with the best validation margin inside the whole budget.
+4. Only then the test fold is scored, once, for the chosen setting and the presets, with
+   paired bootstrap intervals; :mod:`sea_dist.studies.tune_report` writes the report.
+
+Scores are cached under ``<out>/cache/<fingerprint>/`` (an interrupted tune resumes) and log
+likelihoods restart from cached inputs of the first edited layer (:mod:`.restart`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sea_dist.config import SeaConfig
+from sea_dist.errors import ConfigError, DataError, expected_found
+from sea_dist.evaluate.loglik import EncodedPairs
+from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
+from sea_dist.evaluate.truthfulqa import AnswerLayout, mc_from_logprobs, truthfulqa_pairs
+from sea_dist.studies.fits import ModelInfo, Recorded, StudyFit, build_edit, edited_layers
+from sea_dist.studies.options import TuneOptions
+from sea_dist.studies.scoring import ScoreCache, VariantScorer
+from sea_dist.studies.space import Setting, Variant, variants_of
+
+log = logging.getLogger(__name__)
+
+
+def setting_id(setting: Setting) -> str:
+    """Cache identity of a setting: its name and a digest of every axis (an edited YAML that
+    reuses a name never reuses stale scores)."""
+    blob = json.dumps(setting.axes(), sort_keys=True, default=str).encode()
+    return f"{setting.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def variant_id(variant: Variant) -> str:
+    """Cache identity of a variant (setting id + control)."""
+    suffix = variant.key[len(variant.setting.name) :]
+    return setting_id(variant.setting) + suffix
+
+
+@dataclass
+class QuestionSet:
+    """TruthfulQA questions in chunks, each chunk's pairs tokenised once.
+
+    Attributes:
+        items: the questions.
+        chunks: ``(pairs, layout)`` per chunk of consecutive questions.
+    """
+
+    name: str
+    items: list[Any]
+    chunks: list[tuple[EncodedPairs, AnswerLayout]]
+
+    @classmethod
+    def build(
+        cls, name: str, items: list[Any], template: Any, tokenizer: Any, chunk: int
+    ) -> QuestionSet:
+        chunks = []
+        for first in range(0, len(items), chunk):
+            pairs, layout = truthfulqa_pairs(items[first : first + chunk], template)
+            chunks.append((EncodedPairs.build(tokenizer, pairs), layout))
+        return cls(name, items, chunks)
+
+    def layout(self, n_chunks: int) -> AnswerLayout:
+        parts = self.chunks[:n_chunks]
+        return AnswerLayout(
+            np.concatenate([lay.n_true for _, lay in parts]),
+            np.concatenate([lay.n_false for _, lay in parts]),
+        )
+
+    def n_tokens(self, n_chunks: int) -> np.ndarray:
+        return np.concatenate([pairs.n_tokens for pairs, _ in self.chunks[:n_chunks]])
+
+    def n_questions(self, n_chunks: int) -> int:
+        return int(sum(len(lay.n_true) for _, lay in self.chunks[:n_chunks]))
+
+
+def split_dev(items: Sequence[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """Seeded split of the dev questions into ``(fit part, validation part)``."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_val = max(1, int(round(fraction * len(items))))
+    if n_val >= len(items):
+        raise DataError(
+            expected_found("dev fold", "at least 2 questions", len(items), "raise tune.dev_limit")
+        )
+    shuffled = [items[i] for i in order]
+    return shuffled[n_val:], shuffled[:n_val]
+
+
+class Tune:
+    """One tuning run on a loaded model (see the module doc)."""
+
+    def __init__(
+        self,
+        config: SeaConfig,
+        options: TuneOptions,
+        loaded: Any,
+        out: Path,
+        progress: bool = True,
+    ) -> None:
+        from sea_dist.data import make_template
+
+        self.config = config
+        self.options = options
+        self.loaded = loaded
+        self.out = out
+        self.progress = progress
+        self.info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
+        self.template = make_template(config.data, loaded.tokenizer)
+        self.batch_size = options.batch_size or config.evaluate.batch_size
+        self.fits: dict[str, StudyFit] = {}
+        self.recorded: dict[str, Recorded] = {}
+        self.started = time.perf_counter()
+        self.search_started = self.started
+        self.scorer: VariantScorer | None = None
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def prepare(self, dev: list[Any], test: list[Any], settings: Sequence[Setting]) -> None:
+        """Split the dev fold, tokenise question sets and capability inputs, open caches.
+
+        ``settings``: every setting the run may score (space and presets): their first edited
+        layers are the restart cache's capture layers.
+        """
+        self.settings = list(settings)
+        from sea_dist.data import load_heldout_text
+        from sea_dist.evaluate.capability import CapabilityInputs
+
+        options = self.options
+        tokenizer = self.loaded.tokenizer
+        self.fit_items, val_items = split_dev(dev, options.validation_fraction, options.seed)
+        chunk = options.chunk_questions
+        self.validation = QuestionSet.build("val", val_items, self.template, tokenizer, chunk)
+        self.test = QuestionSet.build("test", test, self.template, tokenizer, chunk)
+        self.capability = CapabilityInputs.build(
+            tokenizer, self.template, generation_limit=options.generation_limit
+        )
+        self.heldout = load_heldout_text()
+        fingerprint = self.fingerprint([i.id for i in self.fit_items + val_items + test])
+        folder = self.out / "cache" / fingerprint
+        restart = None
+        if options.restart:
+            from sea_dist.studies.restart import RestartCache
+
+            starts = {min(edited_layers(s, self.info.n_layers)) for s in self.settings}
+            restart = RestartCache(
+                self.loaded.model,
+                folder / "restart",
+                fingerprint,
+                capture_layers=sorted(starts - {0}),
+            )
+        self.scorer = VariantScorer(self.loaded, ScoreCache(folder), self.batch_size, restart)
+        log.info(
+            "dev fold: %d fit + %d validation questions; test fold: %d questions; cache %s",
+            len(self.fit_items),
+            len(val_items),
+            len(test),
+            folder,
+        )
+
+    def fingerprint(self, ids: Sequence[str]) -> str:
+        """16 hex digits over what changes recordings and scores (never over the space)."""
+        config = self.config
+        document = {
+            "model": [config.model.id, self.loaded.revision, config.model.dtype],
+            "data": asdict(config.data),
+            "collect": [
+                config.collect.token,
+                config.collect.neutral,
+                config.collect.max_new_tokens,
+            ],
+            "ids": list(ids),
+            "options": [
+                self.options.chunk_questions,
+                self.options.generation_limit,
+                self.options.max_new_tokens,
+                self.options.seed,
+            ],
+        }
+        blob = json.dumps(document, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def record(self, settings: Sequence[Setting]) -> None:
+        """Record the fit part's demonstrations at every site ``settings`` need (cached)."""
+        from sea_dist.collect.record import RecordOptions
+        from sea_dist.data.truthfulqa import demonstrations_from_items
+        from sea_dist.studies.fits import record_sites
+
+        assert self.scorer is not None
+        cache = self.scorer.cache
+        sites = sorted({s.site for s in settings} - set(self.recorded))
+        missing = [site for site in sites if cache.get(f"activations-{site}") is None]
+        if missing:
+            data = self.config.data
+            demos = demonstrations_from_items(self.fit_items, data.positive, data.negative)
+            collect = self.config.collect
+            options = RecordOptions(
+                token=collect.token,
+                neutral=collect.neutral,
+                max_new_tokens=collect.max_new_tokens,
+                batch_size=collect.batch_size,
+            )
+            log.info("recording %d demonstrations at %s", len(demos), ", ".join(missing))
+            recorded, _ = record_sites(self.loaded, self.template, demos, missing, options)
+            for site, rec in recorded.items():
+                cache.put(
+                    f"activations-{site}",
+                    neutral=rec.neutral,
+                    positive=rec.positive,
+                    negative=rec.negative,
+                )
+        for site in sites:
+            arrays = cache.get(f"activations-{site}")
+            assert arrays is not None
+            layers = tuple(range(self.loaded.n_layers))
+            self.recorded[site] = Recorded(
+                layers, arrays["neutral"], arrays["positive"], arrays["negative"]
+            )
+
+    def fit(self, setting: Setting) -> StudyFit:
+        """The setting's fit (shared by settings with the same fit key)."""
+        from sea_dist.studies.fits import fit_recorded
+
+        if setting.fit_key not in self.fits:
+            self.record([setting])
+            self.fits[setting.fit_key] = fit_recorded(self.recorded[setting.site], setting)
+        return self.fits[setting.fit_key]
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _edit(self, variant: Variant) -> Any:
+        return build_edit(variant, self.fit(variant.setting), self.info, f"tune:{variant.key}")
+
+    def logprob(self, questions: QuestionSet, variant: Variant | None, n_chunks: int) -> np.ndarray:
+        """Answer log-probabilities of the first ``n_chunks`` chunks (None = unedited)."""
+        assert self.scorer is not None
+        parts = []
+        edit = None if variant is None else self._edit(variant)
+        name = "unedited" if variant is None else variant_id(variant)
+        setting = None if variant is None else variant.setting
+        for index, (pairs, _) in enumerate(questions.chunks[:n_chunks]):
+            key = f"{questions.name}{index}-{name}"
+            parts.append(self.scorer.logprob(key, pairs, edit, setting))
+        return np.concatenate(parts)
+
+    def perplexity(self, setting: Setting | None) -> float:
+        """Held-out perplexity under SEA of ``setting`` (None = unedited)."""
+        assert self.scorer is not None
+        if setting is None:
+            return self.scorer.perplexity("ppl-unedited", self.heldout, None, None)
+        variant = Variant(setting)
+        return self.scorer.perplexity(
+            f"ppl-{setting_id(setting)}", self.heldout, self._edit(variant), setting
+        )
+
+    def builtin_accuracy(self, setting: Setting | None) -> float:
+        """Two-choice accuracy on the built-in questions under SEA of ``setting``."""
+        assert self.scorer is not None
+        edit = None if setting is None else self._edit(Variant(setting))
+        name = "unedited" if setting is None else setting_id(setting)
+        logprob = self.scorer.logprob(f"builtin-{name}", self.capability.builtin, edit, setting)
+        return float(np.mean(logprob[0::2] > logprob[1::2]))
+
+    def answers(self, setting: Setting | None, prompts: list[str], tag: str) -> list[str]:
+        """Greedy answers to ``prompts`` under SEA of ``setting``."""
+        assert self.scorer is not None
+        edit = None if setting is None else self._edit(Variant(setting))
+        name = "unedited" if setting is None else setting_id(setting)
+        return self.scorer.answers(
+            f"gen{tag}-{name}", prompts, edit, setting, self.options.max_new_tokens
+        )
+
+    def answer_rate(self, setting: Setting | None) -> float:
+        """Share of greedy built-in answers that contain the true answer."""
+        from sea_dist.evaluate.capability import answer_rate
+
+        texts = self.answers(setting, self.capability.prompts, "builtin")
+        return answer_rate(texts, self.capability.truths)
+
+    def compare(
+        self, questions: QuestionSet, setting: Setting, n_chunks: int, intervals: bool
+    ) -> dict[str, Any]:
+        """SEA of ``setting`` against the unedited model and its controls on some questions.
+
+        Returns:
+            Means (MC1, MC2 of SEA, unedited and each control), the margin over the best
+            control, the log p change per answer token, and paired bootstrap intervals when
+            ``intervals``.
+        """
+        layout = questions.layout(n_chunks)
+        base_lp = self.logprob(questions, None, n_chunks)
+        base = mc_from_logprobs(base_lp, layout)
+        sea_lp = self.logprob(questions, Variant(setting), n_chunks)
+        sea = mc_from_logprobs(sea_lp, layout)
+        randoms = [
+            mc_from_logprobs(self.logprob(questions, v, n_chunks), layout)
+            for v in variants_of(setting, self.options.seeds)
+            if v.control == "random"
+        ]
+        random = (
+            np.mean([r[0] for r in randoms], axis=0),
+            np.mean([r[1] for r in randoms], axis=0),
+        )
+        swapped = mc_from_logprobs(
+            self.logprob(questions, Variant(setting, "swapped"), n_chunks), layout
+        )
+        controls = {"random": random, "swapped": swapped}
+        best = max(controls, key=lambda name: float(np.mean(controls[name][1])))
+        result: dict[str, Any] = {
+            "n_questions": questions.n_questions(n_chunks),
+            "mc1": float(np.mean(sea[0])),
+            "mc2": float(np.mean(sea[1])),
+            "unedited_mc1": float(np.mean(base[0])),
+            "unedited_mc2": float(np.mean(base[1])),
+            "random_mc2": float(np.mean(random[1])),
+            "swapped_mc2": float(np.mean(swapped[1])),
+            "best_control": best,
+            "margin": float(np.mean(sea[1] - controls[best][1])),
+            "delta_mc2": float(np.mean(sea[1] - base[1])),
+            "delta_mc1": float(np.mean(sea[0] - base[0])),
+            "logprob_per_token_delta": mean_logprob_change_per_token(
+                sea_lp, base_lp, questions.n_tokens(n_chunks)
+            ),
+        }
+        if intervals:
+            resamples = self.options.resamples
+            for name, other in (
+                ("margin", controls[best][1]),
+                ("vs_random", random[1]),
+                ("vs_swapped", swapped[1]),
+                ("delta_mc2", base[1]),
+            ):
+                diff = paired_bootstrap(sea[1], other, resamples)
+                result[f"{name}_ci"] = [diff.mean, diff.low, diff.high]
+            diff = paired_bootstrap(sea[0], base[0], resamples)
+            result["delta_mc1_ci"] = [diff.mean, diff.low, diff.high]
+        return result
+
+    def damage(self, setting: Setting, full: bool) -> dict[str, float]:
+        """Damage metrics of SEA under ``setting`` (``full`` adds the costly ones)."""
+        metrics = {"perplexity_ratio": self.perplexity(setting) / self.perplexity(None)}
+        metrics["perplexity"] = self.perplexity(setting)
+        if full:
+            metrics["builtin_accuracy_delta"] = self.builtin_accuracy(
+                setting
+            ) - self.builtin_accuracy(None)
+            metrics["builtin_accuracy"] = self.builtin_accuracy(setting)
+            metrics["generation_delta"] = self.answer_rate(setting) - self.answer_rate(None)
+            metrics["answer_rate"] = self.answer_rate(setting)
+        return metrics
+
+    # -- selection --------------------------------------------------------------------------
+
+    def budget_failures(self, metrics: dict[str, Any], full: bool) -> list[str]:
+        """Budget failures among the measured metrics (unmeasured ones pass until ``full``)."""
+        measured = {k: metrics.get(k) for k in metrics}
+        failures = self.options.budget.failures(measured)
+        if not full:
+            failures = [f for f in failures if "not measured" not in f]
+        return failures
+
+    def elapsed_minutes(self) -> float:
+        """Minutes since the run started."""
+        return (time.perf_counter() - self.started) / 60.0
+
+    def search_minutes(self) -> float:
+        """Minutes since the search started (recording and fits excluded)."""
+        return (time.perf_counter() - self.search_started) / 60.0
+
+    def select(self, space: Sequence[Setting]) -> tuple[Setting | None, list[dict[str, Any]]]:
+        """Successive halving on the validation part, then the full check of the finalists.
+
+        Returns:
+            The chosen setting (None when no setting stays inside the whole budget) and one
+            record per setting tried (its last round's validation metrics).
+        """
+        from tqdm.auto import tqdm
+
+        options = self.options
+        for setting in space:  # record and fit first: the time budget is the search's
+            self.fit(setting)
+        self.search_started = time.perf_counter()
+        total_chunks = len(self.validation.chunks)
+        n_chunks = min(options.first_round_chunks, total_chunks)
+        alive = list(space)
+        trials: dict[str, dict[str, Any]] = {}
+        round_index = 0
+        seconds_per_unit: float | None = None  # per setting x chunk
+        done_chunks: dict[str, int] = {}
+        while True:
+            started = time.perf_counter()
+            units = 0
+            bar = tqdm(
+                alive, desc=f"round {round_index + 1}", unit="setting", disable=not self.progress
+            )
+            for setting in bar:
+                bar.set_postfix_str(setting.name)
+                metrics = self.compare(self.validation, setting, n_chunks, intervals=False)
+                metrics.update(self.damage(setting, full=False))
+                metrics["round"] = round_index + 1
+                metrics["budget_failures"] = self.budget_failures(metrics, full=False)
+                trials[setting.name] = {"setting": setting, **metrics}
+                units += n_chunks - done_chunks.get(setting.name, 0)
+                done_chunks[setting.name] = n_chunks
+            elapsed = time.perf_counter() - started
+            if units:
+                seconds_per_unit = elapsed / units
+            alive = rank(alive, trials)
+            log.info(
+                "round %d: %d settings on %d questions; leader %s (margin %+.4f)",
+                round_index + 1,
+                len(alive),
+                self.validation.n_questions(n_chunks),
+                alive[0].name,
+                trials[alive[0].name]["margin"],
+            )
+            if n_chunks >= total_chunks or len(alive) <= options.finalists:
+                break
+            keep = max(options.finalists, math.ceil(len(alive) / options.eta))
+            next_chunks = min(total_chunks, n_chunks * options.eta)
+            if options.budget_minutes is not None and seconds_per_unit is not None:
+                cost = keep * (next_chunks - n_chunks) * seconds_per_unit / 60.0
+                # keep a third of the budget for the finalists' checks and the test fold
+                if self.search_minutes() + cost > options.budget_minutes * 2 / 3:
+                    log.info("time budget: stopping the search after round %d", round_index + 1)
+                    break
+            alive = alive[:keep]
+            n_chunks = next_chunks
+            round_index += 1
+
+        # survivors (scored on the most questions) first, then the eliminated ones
+        ranked = alive + [s for s in rank(list(space), trials) if s not in alive]
+        chosen = None
+        for setting in ranked[: max(options.finalists, 1) * 2]:
+            record = trials[setting.name]
+            if record["budget_failures"]:
+                continue
+            record.update(self.damage(setting, full=True))
+            record["budget_failures"] = self.budget_failures(record, full=True)
+            record["finalist"] = True
+            if not record["budget_failures"]:
+                chosen = setting
+                break
+        if chosen is not None:
+            rounds = done_chunks[chosen.name]
+            record = trials[chosen.name]
+            record.update(self.compare(self.validation, chosen, rounds, intervals=True))
+            record["chosen"] = True
+        return chosen, [trials[s.name] for s in space if s.name in trials]
+
+    # -- test fold --------------------------------------------------------------------------
+
+    def evaluate_test(self, setting: Setting) -> dict[str, Any]:
+        """The test-fold comparison and full damage of one setting, plus its skip-first variant."""
+        n = len(self.test.chunks)
+        result = self.compare(self.test, setting, n, intervals=True)
+        result.update(self.damage(setting, full=True))
+        result["budget_failures"] = self.options.budget.failures(result)
+        if setting.positions != "skip-first":
+            # SEA alone with the first token left unedited: does the effect live in the sink?
+            skip = replace(setting, name=f"{setting.name}-skipfirst", positions="skip-first")
+            layout = self.test.layout(n)
+            base = mc_from_logprobs(self.logprob(self.test, None, n), layout)
+            other = mc_from_logprobs(self.logprob(self.test, Variant(skip), n), layout)
+            diff = paired_bootstrap(other[1], base[1], self.options.resamples)
+            result["skip_first"] = {
+                "mc2": float(np.mean(other[1])),
+                "delta_mc2_ci": [diff.mean, diff.low, diff.high],
+                "perplexity": self.perplexity(skip),
+            }
+        fit = self.fit(setting)
+        layers = edited_layers(setting, self.info.n_layers)
+        ranks = fit.ranks(setting.k_pos, setting.k_neg)
+        result["k"] = {str(layer): list(ranks[layer]) for layer in layers}
+        result["feature_map"] = fit.feature_map.to_dict()
+        return result
+
+
+def rank(settings: Sequence[Setting], trials: dict[str, dict[str, Any]]) -> list[Setting]:
+    """Settings inside the measured budget first, each group by validation margin, descending."""
+
+    def order(setting: Setting) -> tuple[int, float]:
+        record = trials.get(setting.name)
+        if record is None:
+            return (2, 0.0)
+        return (1 if record["budget_failures"] else 0, -float(record["margin"]))
+
+    return sorted(settings, key=order)
+
+
+def check_space(settings: Sequence[Setting], n_layers: int) -> None:
+    """Refuse settings whose layers do not exist in the model, before any work."""
+    from sea_dist.layers import resolve_layers
+
+    for setting in settings:
+        try:
+            resolve_layers(setting.layers, n_layers)
+        except ConfigError as error:
+            raise ConfigError(f"setting {setting.name}: {error}") from None
+
+
+def run_tune(
+    config: SeaConfig,
+    options: TuneOptions,
+    out: str | Path,
+    *,
+    loaded: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the tuning protocol (module doc) and write ``tune.md``, ``tune.json`` and plots.
+
+    Returns:
+        The summary written to ``tune.json``.
+    """
+    from sea_dist.data import load_truthfulqa_items
+    from sea_dist.evaluate.runner import benchmark_data_dir, subset
+    from sea_dist.models import load_model
+    from sea_dist.studies.space import PRESETS
+    from sea_dist.studies.tune_report import summarise, write_tune_report
+
+    data_dir = benchmark_data_dir(config)
+    if data_dir is None:
+        raise DataError(
+            expected_found(
+                "benchmark data folder",
+                "evaluate.data_dir, SEA_DIST_DATA_DIR or ../shared/data",
+                "none of them",
+                "point evaluate.data_dir at the folder holding truthfulqa/",
+            )
+        )
+    files = []
+    for name in (options.dev, options.test):
+        path = data_dir / "truthfulqa" / name
+        if not path.is_file():
+            raise DataError(expected_found("tune fold", str(path), "no such file"))
+        files.append(path)
+    if files[0].resolve() == files[1].resolve():
+        raise ConfigError(expected_found("tune.test", "a file other than tune.dev", options.test))
+    dev = subset(load_truthfulqa_items(files[0]), options.dev_limit, options.seed)
+    test = subset(load_truthfulqa_items(files[1]), options.test_limit, options.seed)
+    presets = [PRESETS[name] for name in options.presets]
+    loaded = loaded or load_model(config.model)
+    check_space([*options.space, *presets], loaded.n_layers)
+    out = Path(out)
+    tune = Tune(config, options, loaded, out, progress)
+    tune.prepare(dev, test, [*options.space, *presets])
+    tune.record([*options.space, *presets])
+
+    chosen, trials = tune.select(options.space)
+    log.info("chosen: %s", chosen.name if chosen else "none inside the budget")
+    # The test fold is read from here on, and only here.
+    tested: dict[str, dict[str, Any]] = {}
+    for setting in ([chosen] if chosen else []) + presets:
+        if setting.name not in tested:
+            log.info("test fold: %s", setting.name)
+            tested[setting.name] = tune.evaluate_test(setting)
+    prompts = [tune.template.render(item.question) for item in test[: options.report_prompts]]
+    generations = {"prompts": [item.question for item in test[: options.report_prompts]]}
+    generations["unedited"] = tune.answers(None, prompts, "test")
+    if chosen is not None:
+        generations["edited"] = tune.answers(chosen, prompts, "test")
+    summary = summarise(
+        tune=tune,
+        chosen=chosen,
+        trials=trials,
+        tested=tested,
+        generations=generations,
+        minutes=tune.elapsed_minutes(),
+    )
+    write_tune_report(summary, out)
+    return summary
