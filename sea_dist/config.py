@@ -303,13 +303,19 @@ class EvaluateConfig(_Checked):
     limit: int | None = None
     batch_size: int = 8
     layers: LayerSpec = "all"
-    """Which of the artifact's layers to edit at evaluation time."""
+    """Which of the fitted layers the run's edit applies (the recipe it publishes)."""
+    alpha: float = 1.0
+    """Edit strength in (0, 1] of the run's recipe (1 = the full SEA edit)."""
+    positions: Literal["all", "skip-first", "generated"] = "all"
+    """Which tokens the run's recipe edits (see sea_dist.format.recipe.POSITIONS)."""
     out: str = "sea-runs/eval"
     budget: DamageBudget = field(default_factory=DamageBudget)
     """The damage budget the run's evaluation record is judged against (the promotion gate)."""
 
     def _problems(self) -> list[str]:
         problems = _check_layers("layers", self.layers)
+        if not (math.isfinite(self.alpha) and 0.0 < self.alpha <= 1.0):
+            problems.append(f"alpha: expected a strength in (0, 1], found {self.alpha!r}")
         problems += _positive("limit", self.limit) + _positive("batch_size", self.batch_size)
         problems += _at_most("limit", self.limit, MAX_COUNT, "questions")
         problems += _at_most("batch_size", self.batch_size, MAX_BATCH, "sequences per pass")

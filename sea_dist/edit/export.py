@@ -123,7 +123,9 @@ def _verify(
     loaded.eval()
     with torch.no_grad():
         logits = loaded(reference.cpu()).logits.float()
-        with apply_edit(model, sea, layers=list(layers), allow_model_mismatch=True):
+        with apply_edit(
+            model, sea, layers=list(layers), alpha=1.0, positions="all", allow_model_mismatch=True
+        ):
             hooked = model(reference).logits.float().cpu()
     tolerance = (1e-4 if loaded.dtype == torch.float32 else 5e-2) * max(
         1.0, float(hooked.abs().max())
@@ -176,6 +178,17 @@ def export_folded(
     if tokenizer is None and not isinstance(model, torch.nn.Module):
         tokenizer = getattr(model, "tokenizer", None)
     sea = edit if isinstance(edit, SeaEdit) else load_edit(edit, registry=registry)
+    recipe = sea.recipe
+    if recipe is not None and (recipe.alpha != 1.0 or recipe.positions != "all"):
+        # weights cannot tell prompt from answer tokens, and the fold bakes the full edit
+        raise ArtifactError(
+            expected_found(
+                f"export_folded: {sea.source or 'edit'} recipe",
+                "alpha 1 and positions 'all' (what folding into weights can express)",
+                f"alpha {recipe.alpha}, positions {recipe.positions!r}",
+                "apply this edit with hooks (apply_edit) instead",
+            )
+        )
     out = Path(out_dir)
     config: Any = getattr(module, "config", None)
     model_type = str(getattr(config, "model_type", ""))

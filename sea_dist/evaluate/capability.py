@@ -155,6 +155,7 @@ def measure_capability(
     max_new_tokens: int = 24,
     inputs: CapabilityInputs | None = None,
     scorer: Any = None,
+    before_batch: Any = None,
 ) -> Capability:
     """Perplexity, built-in accuracy and answer rate of ``loaded`` as it is now (hooks included).
 
@@ -166,15 +167,20 @@ def measure_capability(
         inputs: pre-built inputs (default: built here).
         scorer: model-like callable used for the log-likelihood parts (default ``loaded.model``;
             a restart cache can stand in); generation always uses the full model.
+        before_batch: told each batch's prompt lengths (an edit on ``generated`` positions
+            needs them: the answer tokens of the built-in pairs are edited, and every token of
+            the held-out text but its first, the conservative reading of "generated").
     """
     from sea_dist.evaluate.perplexity import perplexity
 
     model, tokenizer = loaded.model, loaded.tokenizer
     inputs = inputs or CapabilityInputs.build(tokenizer, generation_limit=generation_limit)
     scorer = scorer if scorer is not None else model
-    logprob = inputs.builtin.score(scorer, batch_size).logprob
+    logprob = inputs.builtin.score(scorer, batch_size, before_batch).logprob
     accuracy = float(np.mean(logprob[0::2] > logprob[1::2]))
-    ppl = perplexity(scorer, tokenizer, inputs.heldout, batch_size).perplexity
+    ppl = perplexity(
+        scorer, tokenizer, inputs.heldout, batch_size, before_batch=before_batch
+    ).perplexity
     answers = greedy_answers(
         model,
         tokenizer,

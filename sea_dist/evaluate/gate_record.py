@@ -79,8 +79,8 @@ def _sha(text: str | bytes) -> str:
 def run_recipe(config: SeaConfig, edit: SeaEdit) -> EditRecipe:
     """The recipe of the fit: the folder's ``recipe.json`` if any, else the run's.
 
-    The run's recipe applies ``config.evaluate.layers`` at full strength on every position, with
-    the fit's site, combine, centring, feature map and energy thresholds.
+    The run's recipe applies ``config.evaluate.layers``, ``alpha`` and ``positions`` with the
+    fit's site, combine, centring, feature map and energy thresholds.
     """
     if edit.recipe is not None:
         return edit.recipe
@@ -88,8 +88,8 @@ def run_recipe(config: SeaConfig, edit: SeaEdit) -> EditRecipe:
     fixed = fit_config.get("fixed_k") is not None
     return EditRecipe(
         layers=config.evaluate.layers,
-        alpha=1.0,
-        positions="all",
+        alpha=config.evaluate.alpha,
+        positions=config.evaluate.positions,
         positive_energy=None if fixed else fit_config.get("positive_energy"),
         negative_energy=None if fixed else fit_config.get("negative_energy"),
         combine=edit.combine,
@@ -226,12 +226,14 @@ def gate_evaluation(
     def capability(variant: SeaEdit | None) -> Any:
         handle = apply_edit(loaded, variant) if variant is not None else None
         try:
+            generated = handle is not None and handle.positions == "generated"
             return measure_capability(
                 loaded,
                 batch_size=batch,
                 generation_limit=generation_limit,
                 max_new_tokens=max_new_tokens,
                 inputs=inputs,
+                before_batch=handle.prompt_lengths if generated and handle else None,
             )
         finally:
             if handle is not None:
