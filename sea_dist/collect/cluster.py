@@ -99,10 +99,14 @@ def head_address(target: str) -> tuple[str, int]:
     """
     if target.startswith("ray://"):
         return _split_host_port(target, target[len("ray://") :], RAY_CLIENT_PORT)
-    from ray._private import services  # how Ray resolves "auto" and 127.0.0.1 itself
-
     try:
-        resolved = services.canonicalize_bootstrap_address(target)
+        # Ray's own resolution of "auto" and of 127.0.0.1 (to the node's address); a private
+        # API, so a Ray without it falls back to the address as given.
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return _split_host_port(target, target, None)
+    try:
+        resolved = canonicalize_bootstrap_address(target)
     except (ConnectionError, ValueError, OSError) as error:
         reason = " ".join(str(error).split())[:160] or type(error).__name__
         raise ClusterError(

@@ -25,6 +25,7 @@ import torch
 from sea_dist.config import FitConfig
 from sea_dist.edit.loader import edit_from_fields
 from sea_dist.edit.projections import SeaEdit
+from sea_dist.errors import ConfigError
 from sea_dist.feature_maps import FeatureMap
 from sea_dist.fit.covariance import LayerMoments
 from sea_dist.fit.projections import spectra
@@ -257,3 +258,14 @@ def build_edit(variant: Variant, fit: StudyFit, model: ModelInfo, source: str) -
     }
     edit = edit_from_fields(fields, tensors, source)
     return edit
+
+
+def check_space(settings: Sequence[Setting], n_layers: int) -> None:
+    """Refuse settings whose layers do not exist in the model, before any work."""
+    from sea_dist.layers import resolve_layers
+
+    for setting in settings:
+        try:
+            resolve_layers(setting.layers, n_layers)
+        except ConfigError as error:
+            raise ConfigError(f"setting {setting.name}: {error}") from None

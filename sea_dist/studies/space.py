@@ -20,7 +20,9 @@ Axes: ``site``, ``centre``, ``feature_map``, ``feature_map_scale``, ``combine``,
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -348,3 +350,16 @@ def variants_of(setting: Setting, seeds: int) -> list[Variant]:
         *(Variant(setting, "random", seed) for seed in range(seeds)),
         Variant(setting, "swapped"),
     ]
+
+
+def setting_id(setting: Setting) -> str:
+    """Cache identity of a setting: its name and a digest of every axis (an edited YAML that
+    reuses a name never reuses stale scores)."""
+    blob = json.dumps(setting.axes(), sort_keys=True, default=str).encode()
+    return f"{setting.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def variant_id(variant: Variant) -> str:
+    """Cache identity of a variant (setting id + control)."""
+    suffix = variant.key[len(variant.setting.name) :]
+    return setting_id(variant.setting) + suffix

@@ -28,10 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,77 +38,23 @@ import numpy as np
 
 from sea_dist.config import SeaConfig
 from sea_dist.errors import ConfigError, DataError, expected_found
-from sea_dist.evaluate.loglik import EncodedPairs
 from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
-from sea_dist.evaluate.truthfulqa import AnswerLayout, mc_from_logprobs, truthfulqa_pairs
-from sea_dist.studies.fits import ModelInfo, Recorded, StudyFit, build_edit, edited_layers
+from sea_dist.evaluate.truthfulqa import mc_from_logprobs
+from sea_dist.studies.fits import (
+    ModelInfo,
+    Recorded,
+    StudyFit,
+    build_edit,
+    check_space,
+    edited_layers,
+)
 from sea_dist.studies.options import TuneOptions
+from sea_dist.studies.questions import QuestionSet, split_dev
 from sea_dist.studies.scoring import ScoreCache, VariantScorer
-from sea_dist.studies.space import Setting, Variant, variants_of
+from sea_dist.studies.selection import successive_halving
+from sea_dist.studies.space import Setting, Variant, setting_id, variant_id, variants_of
 
 log = logging.getLogger(__name__)
-
-
-def setting_id(setting: Setting) -> str:
-    """Cache identity of a setting: its name and a digest of every axis (an edited YAML that
-    reuses a name never reuses stale scores)."""
-    blob = json.dumps(setting.axes(), sort_keys=True, default=str).encode()
-    return f"{setting.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
-
-
-def variant_id(variant: Variant) -> str:
-    """Cache identity of a variant (setting id + control)."""
-    suffix = variant.key[len(variant.setting.name) :]
-    return setting_id(variant.setting) + suffix
-
-
-@dataclass
-class QuestionSet:
-    """TruthfulQA questions in chunks, each chunk's pairs tokenised once.
-
-    Attributes:
-        items: the questions.
-        chunks: ``(pairs, layout)`` per chunk of consecutive questions.
-    """
-
-    name: str
-    items: list[Any]
-    chunks: list[tuple[EncodedPairs, AnswerLayout]]
-
-    @classmethod
-    def build(
-        cls, name: str, items: list[Any], template: Any, tokenizer: Any, chunk: int
-    ) -> QuestionSet:
-        chunks = []
-        for first in range(0, len(items), chunk):
-            pairs, layout = truthfulqa_pairs(items[first : first + chunk], template)
-            chunks.append((EncodedPairs.build(tokenizer, pairs), layout))
-        return cls(name, items, chunks)
-
-    def layout(self, n_chunks: int) -> AnswerLayout:
-        parts = self.chunks[:n_chunks]
-        return AnswerLayout(
-            np.concatenate([lay.n_true for _, lay in parts]),
-            np.concatenate([lay.n_false for _, lay in parts]),
-        )
-
-    def n_tokens(self, n_chunks: int) -> np.ndarray:
-        return np.concatenate([pairs.n_tokens for pairs, _ in self.chunks[:n_chunks]])
-
-    def n_questions(self, n_chunks: int) -> int:
-        return int(sum(len(lay.n_true) for _, lay in self.chunks[:n_chunks]))
-
-
-def split_dev(items: Sequence[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
-    """Seeded split of the dev questions into ``(fit part, validation part)``."""
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_val = max(1, int(round(fraction * len(items))))
-    if n_val >= len(items):
-        raise DataError(
-            expected_found("dev fold", "at least 2 questions", len(items), "raise tune.dev_limit")
-        )
-    shuffled = [items[i] for i in order]
-    return shuffled[n_val:], shuffled[:n_val]
 
 
 class Tune:
@@ -392,87 +337,6 @@ class Tune:
         """Minutes since the search started (recording and fits excluded)."""
         return (time.perf_counter() - self.search_started) / 60.0
 
-    def select(self, space: Sequence[Setting]) -> tuple[Setting | None, list[dict[str, Any]]]:
-        """Successive halving on the validation part, then the full check of the finalists.
-
-        Returns:
-            The chosen setting (None when no setting stays inside the whole budget) and one
-            record per setting tried (its last round's validation metrics).
-        """
-        from tqdm.auto import tqdm
-
-        options = self.options
-        for setting in space:  # record and fit first: the time budget is the search's
-            self.fit(setting)
-        self.search_started = time.perf_counter()
-        total_chunks = len(self.validation.chunks)
-        n_chunks = min(options.first_round_chunks, total_chunks)
-        alive = list(space)
-        trials: dict[str, dict[str, Any]] = {}
-        round_index = 0
-        seconds_per_unit: float | None = None  # per setting x chunk
-        done_chunks: dict[str, int] = {}
-        while True:
-            started = time.perf_counter()
-            units = 0
-            bar = tqdm(
-                alive, desc=f"round {round_index + 1}", unit="setting", disable=not self.progress
-            )
-            for setting in bar:
-                bar.set_postfix_str(setting.name)
-                metrics = self.compare(self.validation, setting, n_chunks, intervals=False)
-                metrics.update(self.damage(setting, full=False))
-                metrics["round"] = round_index + 1
-                metrics["budget_failures"] = self.budget_failures(metrics, full=False)
-                trials[setting.name] = {"setting": setting, **metrics}
-                units += n_chunks - done_chunks.get(setting.name, 0)
-                done_chunks[setting.name] = n_chunks
-            elapsed = time.perf_counter() - started
-            if units:
-                seconds_per_unit = elapsed / units
-            alive = rank(alive, trials)
-            log.info(
-                "round %d: %d settings on %d questions; leader %s (margin %+.4f)",
-                round_index + 1,
-                len(alive),
-                self.validation.n_questions(n_chunks),
-                alive[0].name,
-                trials[alive[0].name]["margin"],
-            )
-            if n_chunks >= total_chunks or len(alive) <= options.finalists:
-                break
-            keep = max(options.finalists, math.ceil(len(alive) / options.eta))
-            next_chunks = min(total_chunks, n_chunks * options.eta)
-            if options.budget_minutes is not None and seconds_per_unit is not None:
-                cost = keep * (next_chunks - n_chunks) * seconds_per_unit / 60.0
-                # keep a third of the budget for the finalists' checks and the test fold
-                if self.search_minutes() + cost > options.budget_minutes * 2 / 3:
-                    log.info("time budget: stopping the search after round %d", round_index + 1)
-                    break
-            alive = alive[:keep]
-            n_chunks = next_chunks
-            round_index += 1
-
-        # survivors (scored on the most questions) first, then the eliminated ones
-        ranked = alive + [s for s in rank(list(space), trials) if s not in alive]
-        chosen = None
-        for setting in ranked[: max(options.finalists, 1) * 2]:
-            record = trials[setting.name]
-            if record["budget_failures"]:
-                continue
-            record.update(self.damage(setting, full=True))
-            record["budget_failures"] = self.budget_failures(record, full=True)
-            record["finalist"] = True
-            if not record["budget_failures"]:
-                chosen = setting
-                break
-        if chosen is not None:
-            rounds = done_chunks[chosen.name]
-            record = trials[chosen.name]
-            record.update(self.compare(self.validation, chosen, rounds, intervals=True))
-            record["chosen"] = True
-        return chosen, [trials[s.name] for s in space if s.name in trials]
-
     # -- test fold --------------------------------------------------------------------------
 
     def evaluate_test(self, setting: Setting) -> dict[str, Any]:
@@ -499,29 +363,6 @@ class Tune:
         result["k"] = {str(layer): list(ranks[layer]) for layer in layers}
         result["feature_map"] = fit.feature_map.to_dict()
         return result
-
-
-def rank(settings: Sequence[Setting], trials: dict[str, dict[str, Any]]) -> list[Setting]:
-    """Settings inside the measured budget first, each group by validation margin, descending."""
-
-    def order(setting: Setting) -> tuple[int, float]:
-        record = trials.get(setting.name)
-        if record is None:
-            return (2, 0.0)
-        return (1 if record["budget_failures"] else 0, -float(record["margin"]))
-
-    return sorted(settings, key=order)
-
-
-def check_space(settings: Sequence[Setting], n_layers: int) -> None:
-    """Refuse settings whose layers do not exist in the model, before any work."""
-    from sea_dist.layers import resolve_layers
-
-    for setting in settings:
-        try:
-            resolve_layers(setting.layers, n_layers)
-        except ConfigError as error:
-            raise ConfigError(f"setting {setting.name}: {error}") from None
 
 
 def run_tune(
@@ -571,7 +412,7 @@ def run_tune(
     tune.prepare(dev, test, [*options.space, *presets])
     tune.record([*options.space, *presets])
 
-    chosen, trials = tune.select(options.space)
+    chosen, trials = successive_halving(tune, options.space)
     log.info("chosen: %s", chosen.name if chosen else "none inside the budget")
     # The test fold is read from here on, and only here.
     tested: dict[str, dict[str, Any]] = {}

@@ -34,10 +34,16 @@ from sea_dist.config import SeaConfig
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import EncodedPairs
 from sea_dist.evaluate.truthfulqa import AnswerLayout, truthfulqa_pairs
-from sea_dist.studies.fits import ModelInfo, Recorded, StudyFit, build_edit, fit_recorded
+from sea_dist.studies.fits import (
+    ModelInfo,
+    Recorded,
+    StudyFit,
+    build_edit,
+    check_space,
+    fit_recorded,
+)
 from sea_dist.studies.scoring import ScoreCache, VariantScorer
-from sea_dist.studies.space import Setting, Variant, variants_of
-from sea_dist.studies.tune import check_space, variant_id
+from sea_dist.studies.space import Setting, Variant, variant_id, variants_of
 from sea_dist.studies.twofold_options import TwofoldOptions, check_options
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,7 @@ import yaml
 from sea_dist.cli import main
 from sea_dist.config import SeaConfig
 from sea_dist.studies.options import load_study_config
-from sea_dist.studies.space import PRESETS, Setting, Variant, select
-from sea_dist.studies.tune import variant_id
+from sea_dist.studies.space import PRESETS, Setting, Variant, select, variant_id
 from sea_dist.studies.twofold import fold_items, run_twofold
 from sea_dist.studies.twofold_options import DEFAULT_GRID, DEFAULT_SPACE, TwofoldOptions
 
