@@ -122,9 +122,12 @@ def run_pipeline(
     from sea_dist.artifacts.registry import Registry
     from sea_dist.collect.cluster import init_ray
     from sea_dist.collect.driver import collect
+    from sea_dist.config import check_run_preconditions
     from sea_dist.fit import fit_store
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
+    # refuse what can be refused before a cluster starts (jobs and scheduled runs included)
+    check_run_preconditions(config, evaluate=evaluate, overwrite_store=overwrite_store)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     log.info("stage 1/4 collect -> %s", config.store.url)
