@@ -46,17 +46,36 @@ def register(subparsers: Any) -> None:
 
 
 def _validate_config(args: argparse.Namespace) -> int:
-    from sea_dist.config import load_config
+    from sea_dist.config import read_config_document
     from sea_dist.errors import ConfigError
 
     try:
-        load_config(args.config)
+        document = read_config_document(args.config)
+        _validate_document(args.config, document)
     except ConfigError as error:
         for problem in error.problems:
             print(problem)
         return 2
     print("OK")
     return 0
+
+
+def _validate_document(path: str, document: Any) -> None:
+    """A run config, plus a study's ``tune`` / ``twofold`` section when it has one."""
+    from sea_dist.config import SeaConfig, config_from_dict
+
+    if isinstance(document, dict) and ({"tune", "twofold"} & set(document)):
+        from sea_dist.studies.options import load_study_config, tune_options_from_dict
+        from sea_dist.studies.twofold_options import twofold_options_from_dict
+
+        config, raw = load_study_config(path, "tune")
+        if raw is not None:
+            tune_options_from_dict(raw)
+        _, raw = load_study_config(path, "twofold")
+        if raw is not None:
+            twofold_options_from_dict(raw, config)
+        return
+    config_from_dict(document, SeaConfig)
 
 
 def _demo_model(args: argparse.Namespace) -> int:
