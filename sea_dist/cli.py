@@ -26,6 +26,7 @@ from sea_dist.errors import SeaDistError
 COMMAND_MODULES = (
     "sea_dist.commands",
     "sea_dist.collect.commands",
+    "sea_dist.store.commands",
     "sea_dist.fit.commands",
     "sea_dist.artifacts.commands",
     "sea_dist.evaluate.commands",

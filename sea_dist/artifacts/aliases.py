@@ -13,18 +13,31 @@ Layout below ``<root>/<name>/aliases/``:
   last-writer-wins).
 
 ``latest`` is implicit (the highest complete version) and cannot be set.
+
+A move races with ``registry gc`` removing the target: :func:`move_alias` writes the pointer,
+then checks that the target's completion marker is still there (gc retires a marker before it
+re-reads the aliases; see :mod:`sea_dist.artifacts.retention`). While the marker is retired it
+waits for gc's decision; when the version is gone it puts the previous pointer back (recording
+the revert in the history) and raises ``NotFoundError``. An alias therefore never keeps pointing
+to a version gc removed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
-from sea_dist.artifacts.refs import check_alias
+from sea_dist.artifacts.markers import COMPLETE_DIR, RETIRED_DIR
+from sea_dist.artifacts.refs import NotFoundError, check_alias
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import RegistryError, expected_found
+
+RETIRED_WAIT_S = 30.0
+"""How long a move waits for a gc that has retired its target to keep or remove it."""
+_POLL_S = 0.02
 
 
 def read_aliases(storage: Storage, name: str) -> dict[str, int]:
@@ -109,6 +122,10 @@ def move_alias(
         The history record written.
     """
     check_alias(alias)
+    try:
+        before = storage.read_bytes(name, "aliases", "current", f"{alias}.json")
+    except FileNotFoundError:
+        before = None
     now = dt.datetime.now(dt.UTC)
     record: dict[str, Any] = {
         "name": name,
@@ -128,7 +145,75 @@ def move_alias(
     stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
     storage.create_exclusive(raw, name, "aliases", "history", alias, f"{stamp}-{record['id']}.json")
     storage.write_bytes(raw, name, "aliases", "current", f"{alias}.json")
+    if not _target_survives(storage, name, version):
+        _revert(storage, name, alias, record, before)
+        raise NotFoundError(
+            expected_found(
+                f"alias {name}@{alias}",
+                f"{name}@{version} to stay published",
+                f"{name}@{version} removed by a concurrent 'registry gc'",
+                f"the alias is left as it was ({_was(name, record, before)}); choose a "
+                f"published version (see 'sea-dist registry versions {name}')",
+            )
+        )
     return record
+
+
+def _was(name: str, record: dict[str, Any], before: bytes | None) -> str:
+    previous = record["previous"]
+    return f"{name}@{previous}" if before is not None and previous is not None else "unset"
+
+
+def _target_survives(storage: Storage, name: str, version: int) -> bool:
+    """Whether ``name@version`` is still complete after the pointer was written (see module doc).
+
+    A gc that retired the marker moves it back (an alias points to it now) or removes the
+    version; wait for either, at most :data:`RETIRED_WAIT_S` (a gc killed midway leaves the
+    marker retired: the move is then undone, and the next gc restores the marker).
+    """
+    marker = (name, COMPLETE_DIR, f"{version}.json")
+    retired = (name, RETIRED_DIR, f"{version}.json")
+    deadline = time.monotonic() + RETIRED_WAIT_S
+    while True:
+        if storage.exists(*marker):
+            return True
+        if not storage.exists(*retired):
+            # Restoring moves the marker back before the retired copy goes: look once more.
+            return storage.exists(*marker)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL_S)
+
+
+def _revert(
+    storage: Storage, name: str, alias: str, record: dict[str, Any], before: bytes | None
+) -> None:
+    """Put the pointer that ``record`` replaced back (unless another move replaced it since)."""
+    try:
+        current = json.loads(storage.read_bytes(name, "aliases", "current", f"{alias}.json"))
+    except (FileNotFoundError, ValueError):
+        current = None
+    if not isinstance(current, dict) or current.get("id") != record["id"]:
+        return  # someone moved it again meanwhile: theirs stands
+    now = dt.datetime.now(dt.UTC)
+    undo = {
+        **record,
+        "version": record["previous"],
+        "previous": record["version"],
+        "moved_at": now.isoformat(timespec="microseconds"),
+        "id": uuid.uuid4().hex,
+        "gate": None,
+        "forced": False,
+        "reason": f"reverted: {name}@{record['version']} was removed by 'registry gc'",
+        "reverted": True,
+    }
+    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    raw = (json.dumps(undo, indent=2) + "\n").encode("utf-8")
+    storage.create_exclusive(raw, name, "aliases", "history", alias, f"{stamp}-{undo['id']}.json")
+    if before is None:
+        storage.remove(name, "aliases", "current", f"{alias}.json")
+    else:
+        storage.write_bytes(before, name, "aliases", "current", f"{alias}.json")
 
 
 def alias_history(storage: Storage, name: str, alias: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from sea_dist.artifacts.loader import (
     Framework,
     MissingArtifactFileError,
     artifact_from_bytes,
+    check_download_dest,
     write_local_copy,
 )
 from sea_dist.artifacts.manifest import (
@@ -154,6 +155,7 @@ class HttpRegistry:
     def load(self, ref: str, framework: Framework = "numpy") -> Artifact:
         return self._verified(ref, framework)[0]
 
-    def download(self, ref: str, dest: str | os.PathLike[str]) -> Path:
+    def download(self, ref: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        check_download_dest(dest, overwrite)  # before fetching anything
         _, manifest_raw, projections = self._verified(ref, "numpy")
-        return write_local_copy(dest, manifest_raw, projections)
+        return write_local_copy(dest, manifest_raw, projections, overwrite=overwrite)

@@ -87,7 +87,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("b", metavar="REF_B")
     p = add("download", "download a version to a folder, verifying its checksum", _download)
     p.add_argument("ref", metavar="REF")
-    p.add_argument("dest", metavar="DEST", help="local folder")
+    p.add_argument("dest", metavar="DEST", help="local folder (new or empty)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier download in DEST (a folder holding other files is refused)",
+    )
     p = add(
         "alias",
         "point ALIAS at the version REF resolves to (history is kept; gated aliases such as "
@@ -115,8 +120,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="allow a non-loopback --host (the API has no authentication)",
     )
-    p = add("gc", "remove old versions, keeping N newest and every aliased one", _gc)
-    p.add_argument("--keep", type=int, required=True, metavar="N")
+    p = add(
+        "gc",
+        "remove old versions, keeping N newest and every aliased one; --damaged also retires "
+        "versions whose files are gone",
+        _gc,
+    )
+    p.add_argument("--keep", type=int, default=None, metavar="N", help="versions to keep per name")
+    p.add_argument(
+        "--damaged",
+        action="store_true",
+        help="retire versions whose manifest.json or projections.safetensors is gone "
+        "(never one an alias points to)",
+    )
     p.add_argument("--name", default=None, help="only this name")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     p = add("reindex", "rebuild the listing index from the manifests", _reindex)
@@ -314,7 +330,7 @@ def _download(args: argparse.Namespace) -> int:
     reader = _reader(args)
     resolved = reader.resolve(args.ref)
     try:
-        folder = reader.download(resolved.ref, args.dest)
+        folder = reader.download(resolved.ref, args.dest, overwrite=args.overwrite)
     except OSError as error:
         if not _about_destination(error, args.dest):
             raise  # a registry storage problem: reported as such by _storage_errors
@@ -462,14 +478,33 @@ def _bind_problem(host: str, port: int, error: OSError) -> str:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    entries = _writer(args).gc(args.keep, name=args.name, dry_run=args.dry_run)
+    from sea_dist.errors import RegistryError
+
+    if args.keep is None and not args.damaged:
+        raise RegistryError(
+            "registry gc: expected --keep N (versions to keep per name) or --damaged, found "
+            "neither; e.g. 'sea-dist registry gc --keep 5'"
+        )
+    entries = _writer(args).gc(
+        args.keep, name=args.name, dry_run=args.dry_run, damaged=args.damaged
+    )
+    removed = [e for e in entries if e.kind != "kept"]
     if args.json:
-        _print_json({"dry_run": args.dry_run, "removed": [e.to_dict() for e in entries]})
+        _print_json(
+            {
+                "dry_run": args.dry_run,
+                "removed": [e.to_dict() for e in removed],
+                "kept": [e.to_dict() for e in entries if e.kind == "kept"],
+            }
+        )
         return 0
     verb = "would remove" if args.dry_run else "removed"
     for entry in entries:
-        print(f"{verb} {entry.kind} {entry.target}")
-    print(f"{verb} {len(entries)} item(s)")
+        if entry.kind == "kept":
+            print(f"kept {entry.target}: {entry.note}")
+        else:
+            print(f"{verb} {entry.kind} {entry.target}")
+    print(f"{verb} {len(removed)} item(s)")
     return 0
 
 

@@ -30,7 +30,14 @@ from sea_dist.artifacts.manifest import (
     parse_recipe,
     utc_now,
 )
-from sea_dist.artifacts.tensors import TensorInfo, check_tensor_names, parse_header, sha256_hex
+from sea_dist.artifacts.tensors import (
+    TensorInfo,
+    check_tensor_names,
+    decode,
+    parse_header,
+    sha256_hex,
+)
+from sea_dist.artifacts.values import check_projection_values
 from sea_dist.errors import ArtifactError, expected_found
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
@@ -100,6 +107,10 @@ def read_fit_output(url: str) -> FitOutput:
     tensors = parse_header(projections, f"{what}: {PROJECTIONS_FILE}")
     check_tensor_names(tensors, f"{what}: {PROJECTIONS_FILE}")
     _check_fit(fit, tensors, what)
+    # NaN, inf or a basis that is not orthonormal must never be published (nor loaded).
+    check_projection_values(
+        decode(projections, f"{what}: {PROJECTIONS_FILE}"), f"{what}: {PROJECTIONS_FILE}"
+    )
     recipe_data = _optional_json(fs, f"{root}/{RECIPE_FILE}", f"{what}: {RECIPE_FILE}")
     evaluation_data = _optional_json(fs, f"{root}/{EVALUATION_FILE}", f"{what}: {EVALUATION_FILE}")
     return FitOutput(

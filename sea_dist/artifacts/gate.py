@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sea_dist.artifacts import aliases as alias_ops
+from sea_dist.artifacts.markers import COMPLETE_DIR
 from sea_dist.artifacts.refs import check_alias, check_name, check_version
 from sea_dist.config import PublishConfig
 from sea_dist.errors import RegistryError, expected_found
@@ -156,7 +157,11 @@ def check_promotion(registry: Registry, name: str, version: int, alias: str) -> 
     record = evaluation_of(registry, name, version)
     reasons = gate_failures(record)
     held = alias_ops.read_alias(registry.storage, name, alias)
-    if held is not None and held != version:
+    if (
+        held is not None
+        and held != version
+        and registry.storage.exists(name, COMPLETE_DIR, f"{held}.json")
+    ):  # an alias left pointing to a removed version holds nothing to compare with
         worse = worse_than(record, evaluation_of(registry, name, held))
         if worse is not None:
             reasons.append(f"{worse} ({name}@{held}, held by {alias})")

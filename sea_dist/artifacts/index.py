@@ -1,24 +1,48 @@
 """The per-name listing index: ``<root>/<name>/index.parquet``, one row per complete version.
 
-The index is a cache of the manifests, never the source of truth. Every read reconciles it with
-the completion markers (one directory listing): rows of versions that no longer exist are dropped,
-manifests of versions missing from it are read (concurrently on object stores) and added, and the
-file is rewritten only when something changed. A missing, unreadable or other-schema index is
-rebuilt from the manifests. Concurrent rewriters are harmless: each writes a complete, consistent
-file (atomic replace), and whatever one of them missed is added by the next read.
+The index is a cache of the manifests, never the source of truth, and it is checked before any
+row is shown:
+
+- a row is trusted only when its digest (:func:`row_digest`) equals ``summary_sha256`` in the
+  version's completion marker (the registry's trust anchor), i.e. when it is exactly the row the
+  publisher derived from the manifest. Otherwise (a forged or stale row, or a marker written
+  before the digest existed) the version's manifest is read, checked against the marker's
+  ``manifest_sha256``, and the row is rebuilt from it;
+- rows of versions without a valid marker are dropped; versions missing from it are read from
+  their manifests;
+- a version whose ``manifest.json`` or ``projections.safetensors`` is gone (one walk of the
+  ``versions`` folder shows it), or whose manifest is unreadable or was edited after
+  publication, is reported in :attr:`Listing.damaged` and not listed (the fix: restore the
+  files, or ``sea-dist registry gc --damaged``), never a reason to fail the listing of the
+  others. A query reads only the manifests whose rows it cannot trust, so it finds an edited
+  manifest behind a trusted row only at load time; ``rebuild`` (``reindex``, ``gc --damaged``)
+  reads them all.
+
+Reads never write: queries answer from the checked rows in memory. Only writers (publish, gc,
+reindex) rewrite the file, with ``write=True``; concurrent rewriters are harmless (each writes a
+complete, consistent file by atomic replace, and whatever one missed is added by the next).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sea_dist.artifacts.manifest import MANIFEST_FILE, Manifest, manifest_from_json
+from sea_dist.artifacts.manifest import (
+    MANIFEST_FILE,
+    PROJECTIONS_FILE,
+    Manifest,
+    manifest_from_json,
+)
+from sea_dist.artifacts.markers import Marker, complete_markers, manifest_digest
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError
 
@@ -72,9 +96,14 @@ def gate_status(manifest: Manifest) -> tuple[str, float | None]:
 
 
 def row_from_manifest(manifest: Manifest) -> dict[str, Any]:
-    """The index row (plain JSON-able dict) of one version."""
+    """The index row (plain JSON-able dict) of one version, typed as the index stores it.
+
+    The values pass through the index schema (an integer energy becomes a float, as it would
+    after a round trip through ``index.parquet``), so :func:`row_digest` of a row is the same
+    before and after it was cached.
+    """
     gate, effect = gate_status(manifest)
-    return {
+    row = {
         "name": manifest.name,
         "version": manifest.version,
         "sha256": manifest.sha256,
@@ -102,12 +131,30 @@ def row_from_manifest(manifest: Manifest) -> dict[str, Any]:
         "gate": gate,
         "effect": effect,
     }
+    try:
+        typed: dict[str, Any] = pa.Table.from_pylist([row], schema=SCHEMA).to_pylist()[0]
+    except (pa.ArrowException, OverflowError) as error:
+        raise ArtifactError(
+            f"{manifest.ref}: manifest values do not fit the index ({error})"
+        ) from None
+    return typed
+
+
+def row_digest(row: Mapping[str, Any]) -> str:
+    """Hex sha256 of an index row (canonical JSON, tagged with the index schema version).
+
+    Publish records it in the completion marker (``summary_sha256``); a row read back from
+    ``index.parquet`` is trusted only when it hashes to the same value.
+    """
+    canonical = json.dumps(dict(row), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    tagged = f"sea-dist index row, schema {INDEX_SCHEMA_VERSION}\n{canonical}"
+    return hashlib.sha256(tagged.encode("utf-8")).hexdigest()
 
 
 def _read(storage: Storage, name: str) -> pa.Table | None:
     try:
         raw = storage.read_bytes(name, INDEX_FILE)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     try:
         # Synchronous, on this thread: pq.read_table's dataset scanner let an Arrow worker drop
@@ -117,11 +164,11 @@ def _read(storage: Storage, name: str) -> pa.Table | None:
         with pq.ParquetFile(pa.BufferReader(raw), pre_buffer=False) as parquet:
             table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as error:
-        log.warning("index %s is unreadable (%s); rebuilding it", storage.display(name), error)
+        log.debug("index %s is unreadable (%s); using the manifests", storage.display(name), error)
         return None
     metadata = table.schema.metadata or {}
     if metadata.get(_META_KEY) != INDEX_SCHEMA_VERSION.encode() or not table.schema.equals(SCHEMA):
-        log.info("index %s has another schema; rebuilding it", storage.display(name))
+        log.debug("index %s has another schema; using the manifests", storage.display(name))
         return None
     return table
 
@@ -132,64 +179,103 @@ def _write(storage: Storage, name: str, table: pa.Table) -> None:
     storage.write_bytes(buffer.getvalue(), name, INDEX_FILE)
 
 
-def index_table(
-    storage: Storage, name: str, versions: list[int], rebuild: bool = False
-) -> pa.Table:
-    """The index of the complete ``versions`` of ``name``, sorted by version; refreshes the file.
+@dataclass(frozen=True)
+class Listing:
+    """The checked rows of one name's complete versions.
+
+    Attributes:
+        rows: one plain dict per listable version, oldest first.
+        damaged: version -> why it cannot be listed (manifest missing, unreadable or edited).
+        replaced: versions whose ``index.parquet`` row did not match the manifest (forged or
+            stale); the manifest's row is in ``rows``. ``sea-dist registry reindex`` rewrites
+            the file.
+    """
+
+    rows: list[dict[str, Any]]
+    damaged: dict[int, str] = field(default_factory=dict)
+    replaced: list[int] = field(default_factory=list)
+
+
+def _row_from_raw(raw: bytes, version: int, marker: Marker, what: str) -> dict[str, Any]:
+    """The row of one version from its manifest bytes (checked against the marker)."""
+    if marker.manifest_sha256 is not None and manifest_digest(raw) != marker.manifest_sha256:
+        raise ArtifactError(f"{what}: edited after publication (sha256 differs from its marker)")
+    manifest = manifest_from_json(raw, what)
+    if manifest.version != version or manifest.sha256 != marker.sha256:
+        raise ArtifactError(f"{what}: describes {manifest.ref}, not version {version}")
+    return row_from_manifest(manifest)
+
+
+def build_listing(
+    storage: Storage,
+    name: str,
+    markers: Mapping[int, Marker],
+    *,
+    write: bool = False,
+    rebuild: bool = False,
+) -> Listing:
+    """The checked index rows of the complete versions of ``name`` (see the module doc).
 
     Args:
         storage: the registry storage.
         name: artifact name.
-        versions: the complete versions (from the completion markers).
-        rebuild: ignore the existing index and read every manifest.
-
-    Raises:
-        ArtifactError: a complete version's manifest is missing or malformed.
+        markers: the valid completion markers by version (the versions to list).
+        write: rewrite ``index.parquet`` when it differs from the checked rows (writers only:
+            publish, gc, reindex; a query never writes).
+        rebuild: ignore the existing file and read every manifest.
     """
-    wanted = set(versions)
     table = None if rebuild else _read(storage, name)
-    if table is not None:
-        have = table.column("version").to_pylist()
-        if len(have) == len(wanted) and set(have) == wanted:
-            return table  # the common case: nothing published or removed since the last write
-        table = table.filter(
-            pc.is_in(table["version"], value_set=pa.array(sorted(wanted), pa.int64()))
-        )
-    have_set = set(table.column("version").to_pylist()) if table is not None else set()
-    missing = sorted(wanted - have_set)
-    paths = [(name, "versions", str(v), MANIFEST_FILE) for v in missing]
+    cached: dict[int, dict[str, Any]] = {}
+    for row in table.to_pylist() if table is not None else []:
+        version = row.get("version")
+        if version in markers and version not in cached:
+            cached[version] = row
+    # One walk (one listing request on object stores) shows versions whose files were deleted.
+    present = storage.list_files(name, "versions")
+    damaged: dict[int, str] = {}
+    for version in markers:
+        missing = [f for f in (MANIFEST_FILE, PROJECTIONS_FILE) if f"{version}/{f}" not in present]
+        if missing:
+            folder = storage.display(name, "versions", str(version))
+            damaged[version] = f"no {' and no '.join(missing)} in {folder}"
+    trusted: dict[int, dict[str, Any]] = {}
+    for version, row in cached.items():
+        summary = markers[version].summary_sha256
+        if version not in damaged and summary is not None and row_digest(row) == summary:
+            trusted[version] = row
+    unchecked = [v for v in markers if v not in trusted and v not in damaged]
+    paths = [(name, "versions", str(v), MANIFEST_FILE) for v in unchecked]
     contents = storage.read_many(paths)
-    rows = []
-    for path in paths:
-        raw = contents[path]
-        what = storage.display(*path)
+    rows: dict[int, dict[str, Any]] = dict(trusted)
+    replaced: list[int] = []
+    for version, path in zip(unchecked, paths):
+        raw, what = contents[path], storage.display(*path)
         if raw is None:
-            raise ArtifactError(
-                f"{what}: expected the manifest of a complete version, found no file; the "
-                "registry was modified by hand, run 'sea-dist registry gc' or restore the file"
-            )
-        rows.append(row_from_manifest(manifest_from_json(raw, what)))
-    added = pa.Table.from_pylist(rows, schema=SCHEMA)
-    table = pa.concat_tables([table, added]) if table is not None else added
-    table = table.sort_by("version").replace_schema_metadata(SCHEMA.metadata)
-    try:
-        _write(storage, name, table)
-    except OSError as error:  # a read-only registry still answers queries
-        log.warning("cannot write index %s: %s", storage.display(name, INDEX_FILE), error)
-    return table
+            damaged[version] = f"no {MANIFEST_FILE} in {storage.display(*path[:-1])}"
+            continue
+        try:
+            rows[version] = _row_from_raw(raw, version, markers[version], what)
+        except ArtifactError as error:
+            damaged[version] = str(error)
+            continue
+        if version in cached and row_digest(cached[version]) != row_digest(rows[version]):
+            replaced.append(version)
+    listing = Listing([rows[v] for v in sorted(rows)], damaged, replaced)
+    stale = table is None or table.num_rows != len(rows) or set(cached) != set(rows)
+    if write and (rebuild or stale or replaced):
+        fresh = pa.Table.from_pylist(listing.rows, schema=SCHEMA)
+        try:
+            _write(storage, name, fresh.replace_schema_metadata(SCHEMA.metadata))
+        except OSError as error:  # the caller's change is done; the next writer refreshes it
+            log.warning("cannot write index %s: %s", storage.display(name, INDEX_FILE), error)
+    return listing
 
 
 def index_rows(
     storage: Storage, name: str, versions: list[int], rebuild: bool = False
 ) -> list[dict[str, Any]]:
-    """Rows (plain dicts) of :func:`index_table`, oldest first."""
-    return list(index_table(storage, name, versions, rebuild).to_pylist())
-
-
-def find_sha256(
-    storage: Storage, name: str, versions: list[int], prefix: str
-) -> list[tuple[int, str]]:
-    """``(version, sha256)`` of the versions of ``name`` whose content sha256 starts with prefix."""
-    table = index_table(storage, name, versions)
-    hits = table.filter(pc.starts_with(table["sha256"], prefix)).select(["version", "sha256"])
-    return [(int(r["version"]), str(r["sha256"])) for r in hits.to_pylist()]
+    """The checked rows of ``versions`` of ``name``, oldest first (never writes; see
+    :func:`build_listing`, which also reports damaged versions)."""
+    wanted = set(versions)
+    markers = {v: m for v, m in complete_markers(storage, name).items() if v in wanted}
+    return build_listing(storage, name, markers, rebuild=rebuild).rows

@@ -19,6 +19,7 @@ Needs only numpy, safetensors, fsspec and the standard library (torch only if
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ from sea_dist.artifacts.markers import (
     parse_marker,
 )
 from sea_dist.artifacts.tensors import check_tensor_names, decode, parse_header, sha256_hex
-from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.artifacts.values import check_projection_values
+from sea_dist.errors import ArtifactError, RegistryError, expected_found
 
 Framework = Literal["numpy", "torch"]
 
@@ -170,6 +172,7 @@ def artifact_from_bytes(
     what = f"{source}/{PROJECTIONS_FILE}"
     verify_projections(manifest, projections, what)
     arrays = decode(projections, what)
+    check_projection_values(arrays, what)  # a hash pins bytes, not that they are a projection
     convert: Any = _to_torch if framework == "torch" else (lambda a: a)
     layers = {}
     for summary in manifest.per_layer:
@@ -212,7 +215,12 @@ def _check_folder_manifest(fs: Any, root: str, manifest_raw: bytes, url: str) ->
         marker_path = f"{parent}/{COMPLETE_DIR}/{version}.json"
         marker = parse_marker(_read_optional(fs, marker_path), int(version))
         if marker is not None and marker.manifest_sha256 is not None:
-            check_manifest_digest(manifest_raw, marker.manifest_sha256, what, marker_path)
+            name = parent.rsplit("/", 1)[-1]
+            fix = (
+                "restore it from a copy, or retire the version with "
+                f"'sea-dist registry gc --damaged --name {name}'"
+            )
+            check_manifest_digest(manifest_raw, marker.manifest_sha256, what, marker_path, fix)
 
 
 def load_artifact_folder(
@@ -284,12 +292,78 @@ def load_artifact(
     return reader.load(target, framework=framework)
 
 
-def write_local_copy(dest: str | os.PathLike[str], manifest_raw: bytes, projections: bytes) -> Path:
+COPY_FILES = (PROJECTIONS_FILE, MANIFEST_FILE, DIGEST_FILE)
+"""What a downloaded copy holds (and all that ``--overwrite`` may replace)."""
+_TEMP_COPY_RE = re.compile(
+    r"^\.(?:" + "|".join(re.escape(n) for n in COPY_FILES) + r")\.[0-9a-f]{32}$"
+)
+
+
+def check_download_dest(dest: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Refuse a download destination that holds anything, unless it is an earlier download.
+
+    A new folder, or an empty one, is always fine. With ``overwrite``, a folder that holds
+    nothing but the files of a download (:data:`COPY_FILES`, and temp files a killed download
+    left) may be replaced; a folder with any other file is refused even then, so a download
+    never deletes or mixes with files it did not write; a version folder inside a registry is
+    refused in any case. A ``dest`` that is a file is left to
+    the write, which names it (``File exists``).
+
+    Raises:
+        RegistryError: ``dest`` holds files (and ``overwrite`` is False, or some are foreign).
+    """
+    folder = Path(dest)
+    if not folder.is_dir():
+        return
+    entries = sorted(os.listdir(folder))
+    if not entries:
+        return
+    resolved = folder.resolve()
+    if resolved.parent.name == "versions" and (resolved.parent.parent / COMPLETE_DIR).is_dir():
+        raise RegistryError(
+            expected_found(
+                "registry download DEST",
+                "a folder outside any registry",
+                f"{str(folder)!r}, a published version's folder",
+                "choose another DEST (a published version is never rewritten)",
+            )
+        )
+    foreign = [e for e in entries if e not in COPY_FILES and not _TEMP_COPY_RE.fullmatch(e)]
+    if not overwrite:
+        raise RegistryError(
+            expected_found(
+                "registry download DEST",
+                "a new or empty folder",
+                f"{str(folder)!r} holding {len(entries)} entries ({', '.join(entries[:5])})",
+                "pass --overwrite (overwrite=True) to replace an earlier download there, "
+                "or choose another DEST",
+            )
+        )
+    if foreign:
+        raise RegistryError(
+            expected_found(
+                "registry download DEST",
+                f"a folder holding only an earlier download ({', '.join(COPY_FILES)})",
+                f"{str(folder)!r} also holding {', '.join(foreign[:5])}",
+                "choose another DEST (--overwrite never deletes files it did not write)",
+            )
+        )
+
+
+def write_local_copy(
+    dest: str | os.PathLike[str],
+    manifest_raw: bytes,
+    projections: bytes,
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Write verified artifact bytes into ``dest`` (each file via temp + rename).
 
     Besides the two artifact files, ``manifest.sha256`` records the manifest's sha256, so that
-    :func:`load_artifact` on the copy refuses a manifest edited afterwards.
+    :func:`load_artifact` on the copy refuses a manifest edited afterwards. ``dest`` is checked
+    with :func:`check_download_dest` first (callers check it before fetching, too).
     """
+    check_download_dest(dest, overwrite)
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
     files = (
@@ -304,4 +378,7 @@ def write_local_copy(dest: str | os.PathLike[str], manifest_raw: bytes, projecti
             os.replace(temp, folder / file_name)
         finally:
             temp.unlink(missing_ok=True)
+    for leftover in os.listdir(folder):  # temp files of an earlier, killed download
+        if _TEMP_COPY_RE.fullmatch(leftover):
+            (folder / leftover).unlink(missing_ok=True)
     return folder

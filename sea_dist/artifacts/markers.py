@@ -4,13 +4,21 @@ A version ``v`` of ``name`` is visible only once ``<name>/complete/<v>.json`` ho
 marker, written last by the publisher::
 
     {"version": v, "sha256": "<hex sha256 of projections.safetensors>",
-     "manifest_sha256": "<hex sha256 of manifest.json>", "completed_at": "<ISO-8601>"}
+     "manifest_sha256": "<hex sha256 of manifest.json>",
+     "summary_sha256": "<hex sha256 of the version's listing-index row>", "completed_at": "..."}
 
 The marker is the trust anchor of a registry version: ``sha256`` pins the tensors and
 ``manifest_sha256`` pins every manifest field (site, combine, model id, feature map...), which
-no tensor shape can check. Markers written before ``manifest_sha256`` existed lack it; their
-manifests are then checked through the tensors' sha256 only. An empty or unparseable marker (a
-publisher that died while writing it) is *not* a marker: the version stays invisible.
+no tensor shape can check. ``summary_sha256`` pins the row that the listing index
+(:mod:`sea_dist.artifacts.index`) holds for the version, so a row of ``index.parquet`` is shown
+only when it is what the publisher derived from the manifest. Markers written before
+``manifest_sha256`` (or ``summary_sha256``) existed lack it; their manifests are then checked
+through the tensors' sha256 only (and their index rows against the manifest itself). An empty or
+unparseable marker (a publisher that died while writing it) is *not* a marker: the version stays
+invisible.
+
+``registry gc`` takes a version out of view by moving its marker to ``<name>/retired/<v>.json``
+before removing anything (see :mod:`sea_dist.artifacts.retention`); only ``complete/`` counts.
 
 A downloaded copy has no registry around it, so the download writes ``manifest.sha256`` next to
 ``manifest.json``: one line in the ``sha256sum`` format (``<hex>  manifest.json``, so
@@ -34,6 +42,7 @@ from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError, expected_found
 
 COMPLETE_DIR = "complete"
+RETIRED_DIR = "retired"
 DIGEST_FILE = "manifest.sha256"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -47,16 +56,27 @@ class Marker:
     """Hex sha256 of ``projections.safetensors``."""
     manifest_sha256: str | None
     """Hex sha256 of ``manifest.json``; None in markers written by older sea-dist versions."""
+    summary_sha256: str | None = None
+    """Hex sha256 of the version's listing-index row (:func:`sea_dist.artifacts.index.row_digest`);
+    None in markers written by older sea-dist versions."""
 
 
-def marker_bytes(version: int, sha256: str, manifest_sha256: str, completed_at: str) -> bytes:
+def marker_bytes(
+    version: int,
+    sha256: str,
+    manifest_sha256: str,
+    completed_at: str,
+    summary_sha256: str | None = None,
+) -> bytes:
     """The JSON content of ``complete/<version>.json``."""
-    record = {
+    record: dict[str, Any] = {
         "version": version,
         "sha256": sha256,
         "manifest_sha256": manifest_sha256,
         "completed_at": completed_at,
     }
+    if summary_sha256 is not None:
+        record["summary_sha256"] = summary_sha256
     return json.dumps(record).encode("utf-8")
 
 
@@ -79,11 +99,14 @@ def parse_marker(raw: bytes | None, version: int) -> Marker | None:
         isinstance(manifest_sha, str) and _HEX64.fullmatch(manifest_sha)
     ):
         return None
-    return Marker(version=version, sha256=sha, manifest_sha256=manifest_sha)
+    summary = data.get("summary_sha256")
+    if not (isinstance(summary, str) and _HEX64.fullmatch(summary)):
+        summary = None  # a damaged digest only costs a manifest read when listing
+    return Marker(version=version, sha256=sha, manifest_sha256=manifest_sha, summary_sha256=summary)
 
 
-MarkerCache = dict[tuple[str, int], tuple[Any, ...]]
-"""Versions known to have a valid marker, by ``(name, version)``: the marker file's signature."""
+MarkerCache = dict[tuple[str, int], tuple[tuple[Any, ...], Marker]]
+"""Valid markers by ``(name, version)``, each with its file's signature when it was read."""
 
 
 def _version_of(entry: str) -> int | None:
@@ -100,17 +123,19 @@ def read_marker(storage: Storage, name: str, version: int) -> Marker | None:
     return parse_marker(raw, version)
 
 
-def complete_versions(storage: Storage, name: str, cache: MarkerCache | None = None) -> list[int]:
-    """Versions of ``name`` with a valid marker, ascending.
+def complete_markers(
+    storage: Storage, name: str, cache: MarkerCache | None = None
+) -> dict[int, Marker]:
+    """The valid markers of ``name`` by version, ascending.
 
     Args:
         storage: the registry storage.
         name: artifact name.
         cache: what earlier calls validated (updated in place). A marker is created once, whole,
-            and never rewritten (only removed by gc; numbers are never reused), so only markers
-            that are new or were replaced are read (concurrently on object stores): listing a
-            thousand versions stays one directory listing. Resolving and loading always read
-            the marker itself.
+            and never rewritten (only moved away by gc; numbers are never reused), so only
+            markers that are new or were replaced are read (concurrently on object stores):
+            listing a thousand versions stays one directory listing. Resolving and loading
+            always read the marker itself.
     """
     cache = {} if cache is None else cache
     listed = {
@@ -118,17 +143,25 @@ def complete_versions(storage: Storage, name: str, cache: MarkerCache | None = N
         for entry, signature in storage.list_signatures(name, COMPLETE_DIR).items()
         if (version := _version_of(entry)) is not None
     }
-    misses = [v for v, signature in listed.items() if cache.get((name, v)) != signature]
+    misses = [
+        v for v, signature in listed.items() if (cache.get((name, v)) or ((),))[0] != signature
+    ]
     paths = [(name, COMPLETE_DIR, f"{v}.json") for v in misses]
     contents = storage.read_many(paths)
     for version, path in zip(misses, paths):
-        if parse_marker(contents[path], version) is None:  # empty or damaged: re-read each time
+        marker = parse_marker(contents[path], version)
+        if marker is None:  # empty or damaged: re-read each time
             cache.pop((name, version), None)
         else:
-            cache[(name, version)] = listed[version]
+            cache[(name, version)] = (listed[version], marker)
     for key in [k for k in cache if k[0] == name and k[1] not in listed]:
         del cache[key]  # removed by gc
-    return sorted(v for v in listed if (name, v) in cache)
+    return {v: cache[(name, v)][1] for v in sorted(listed) if (name, v) in cache}
+
+
+def complete_versions(storage: Storage, name: str, cache: MarkerCache | None = None) -> list[int]:
+    """Versions of ``name`` with a valid marker, ascending (see :func:`complete_markers`)."""
+    return list(complete_markers(storage, name, cache))
 
 
 def latest_version(storage: Storage, name: str) -> int | None:
@@ -146,7 +179,9 @@ def manifest_digest(manifest_raw: bytes) -> str:
     return hashlib.sha256(manifest_raw).hexdigest()
 
 
-def check_manifest_digest(manifest_raw: bytes, expected: str, what: str, anchor: str) -> None:
+def check_manifest_digest(
+    manifest_raw: bytes, expected: str, what: str, anchor: str, fix: str | None = None
+) -> None:
     """Refuse ``manifest.json`` bytes whose sha256 is not ``expected``.
 
     Args:
@@ -154,6 +189,8 @@ def check_manifest_digest(manifest_raw: bytes, expected: str, what: str, anchor:
         expected: hex sha256 recorded at publish (marker) or download (``manifest.sha256``).
         what: where the manifest came from, for the message.
         anchor: where ``expected`` came from, for the message.
+        fix: what fixes it (default: restore it or download the version again, right for a
+            downloaded copy; a registry version says how to restore or retire it).
 
     Raises:
         ArtifactError: the digests differ (the manifest was edited after publication).
@@ -165,8 +202,8 @@ def check_manifest_digest(manifest_raw: bytes, expected: str, what: str, anchor:
                 f"{what}: sha256",
                 f"{expected} (recorded in {anchor})",
                 found,
-                "the manifest was modified after publication; restore it or download the "
-                "version again",
+                "the manifest was modified after publication; "
+                + (fix or "restore it or download the version again"),
             )
         )
 

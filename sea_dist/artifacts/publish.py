@@ -14,11 +14,14 @@ The protocol works the same on a local folder and on S3 (which has no rename):
 4. Move the staged projections to ``<name>/versions/<v>/``, write the final manifest (now with
    its version), check the size of what landed.
 5. Write the completion marker ``<name>/complete/<v>.json`` LAST, exclusively and whole (temp
-   file + ``os.link`` locally, one conditional put on S3). It records the sha256 of the tensors
-   and of the manifest as it landed (see :mod:`sea_dist.artifacts.markers`), which every load
-   checks. Readers list only versions with a valid marker, so they never see a partial version.
+   file + ``os.link`` locally, one conditional put on S3). It records the sha256 of the tensors,
+   of the manifest as it landed and of the version's listing-index row (see
+   :mod:`sea_dist.artifacts.markers`), which every load and listing checks. Readers list
+   only versions with a valid marker, so they never see a partial version.
    A publisher that dies between 3 and 5 (or a disk that fills while writing the marker) leaves
    a claimed number with no visible version (a gap), never a half-written one.
+6. Refresh ``<name>/index.parquet`` (best effort: queries check it and never write it, so the
+   publisher keeps it current; a failure here leaves the version published).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sea_dist.artifacts.fitdir import build_manifest, read_fit_output
+from sea_dist.artifacts.index import build_listing, row_digest, row_from_manifest
 from sea_dist.artifacts.loader import verify_projections
 from sea_dist.artifacts.manifest import (
     MANIFEST_FILE,
@@ -42,6 +46,7 @@ from sea_dist.artifacts.manifest import (
 from sea_dist.artifacts.markers import (
     COMPLETE_DIR,
     check_manifest_digest,
+    complete_markers,
     manifest_digest,
     marker_bytes,
 )
@@ -162,7 +167,11 @@ def publish(
             storage.display(*target, MANIFEST_FILE),
             "the manifest just written",
         )
-        marker = marker_bytes(version, final.sha256, manifest_digest(manifest_raw), utc_now())
+        # The marker also pins the version's listing-index row, so index.parquet is checked.
+        summary = row_digest(row_from_manifest(manifest_from_json(manifest_raw, "manifest")))
+        marker = marker_bytes(
+            version, final.sha256, manifest_digest(manifest_raw), utc_now(), summary
+        )
         if not storage.create_exclusive(marker, name, COMPLETE_DIR, f"{version}.json"):
             raise RegistryError(
                 f"publish {name}: expected version {version} to be ours, found "
@@ -173,8 +182,17 @@ def publish(
             storage.remove(*staging, recursive=True)
         except OSError as error:  # leftovers are removed by 'registry gc'
             log.warning("cannot remove staging %s: %s", storage.display(*staging), error)
+    _refresh_index(storage, name)
     log.info("published %s@%d (sha256 %s)", name, version, final.sha256[:12])
     return Resolved(name=name, version=version, sha256=final.sha256)
+
+
+def _refresh_index(storage: Storage, name: str) -> None:
+    """Add the new version to the listing index (queries never write it; writers keep it)."""
+    try:
+        build_listing(storage, name, complete_markers(storage, name), write=True)
+    except (OSError, ArtifactError) as error:  # published all the same; the next writer adds it
+        log.warning("cannot refresh the index of %s: %s", storage.display(name), error)
 
 
 @dataclass(frozen=True)

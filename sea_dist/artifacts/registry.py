@@ -7,9 +7,13 @@ Layout below the registry root (a local folder by default, or ``s3://bucket/pref
                                       version number is never reused, even after gc)
     <name>/versions/<v>/{manifest.json, projections.safetensors}      the immutable artifact
     <name>/complete/<v>.json          written LAST, complete or not at all: {"version", "sha256",
-                                      "manifest_sha256", "completed_at"} (see markers.py)
+                                      "manifest_sha256", "summary_sha256", "completed_at"}
+                                      (see markers.py)
+    <name>/retired/<v>.json           a marker gc has taken out of view (see retention.py)
     <name>/aliases/current/<alias>.json, <name>/aliases/history/<alias>/*.json
-    <name>/index.parquet              listing cache (see :mod:`sea_dist.artifacts.index`)
+    <name>/index.parquet              listing cache, checked against the markers and manifests
+                                      (see :mod:`sea_dist.artifacts.index`); only writers
+                                      (publish, gc, reindex) write it, never a query
 
 Readers only ever see versions with a valid completion marker (an empty or damaged marker counts
 as none), so a partial version is invisible. ``latest`` is the highest complete version. Every
@@ -27,11 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sea_dist.artifacts import aliases as alias_ops
+from sea_dist.artifacts.diagnosis import damage_fix, dangling_alias, warn_damaged, warn_listing
 from sea_dist.artifacts.loader import (
     Artifact,
     Framework,
     MissingArtifactFileError,
     artifact_from_bytes,
+    check_download_dest,
     write_local_copy,
 )
 from sea_dist.artifacts.manifest import (
@@ -45,7 +51,7 @@ from sea_dist.artifacts.markers import (
     Marker,
     MarkerCache,
     check_manifest_digest,
-    complete_versions,
+    complete_markers,
     latest_version,
     read_marker,
 )
@@ -98,7 +104,9 @@ class RegistryReader(Protocol):
 
     def diff(self, a: str, b: str) -> dict[str, Any]: ...
 
-    def download(self, ref: str, dest: str | os.PathLike[str]) -> Path: ...
+    def download(
+        self, ref: str, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path: ...
 
     def load(self, ref: str, framework: Framework = "numpy") -> Artifact: ...
 
@@ -242,23 +250,51 @@ class Registry:
             )
         return alias_ops.move_alias(self.storage, name, alias, number)
 
-    def gc(self, keep: int, name: str | None = None, dry_run: bool = False) -> list[GcEntry]:
-        """Remove all but the ``keep`` newest versions (never one an alias points to)."""
+    def gc(
+        self,
+        keep: int | None,
+        name: str | None = None,
+        dry_run: bool = False,
+        *,
+        damaged: bool = False,
+    ) -> list[GcEntry]:
+        """Remove all but the ``keep`` newest versions (never one an alias points to).
+
+        With ``damaged``, also retire versions whose ``manifest.json`` or
+        ``projections.safetensors`` is gone (``keep`` may then be None). See
+        :func:`sea_dist.artifacts.retention.collect_garbage`.
+        """
         from sea_dist.artifacts.retention import collect_garbage
 
-        return collect_garbage(self, keep, name=name, dry_run=dry_run)
+        return collect_garbage(self, keep, name=name, dry_run=dry_run, damaged=damaged)
 
     def reindex(self, name: str | None = None) -> dict[str, int]:
-        """Rebuild the listing index of ``name`` (or every name) from the manifests."""
-        from sea_dist.artifacts.index import index_rows
+        """Rebuild the listing index of ``name`` (or every name) from the manifests.
+
+        Damaged versions (manifest gone or edited) are left out and logged with their fix.
+
+        Returns:
+            name -> number of versions indexed.
+        """
+        from sea_dist.artifacts.index import build_listing
 
         names = [check_name(name)] if name else self.names()
-        return {n: len(index_rows(self.storage, n, self._complete(n), rebuild=True)) for n in names}
+        counts = {}
+        for current in names:
+            listing = build_listing(
+                self.storage, current, self._complete_markers(current), write=True, rebuild=True
+            )
+            warn_damaged(self.storage, current, listing.damaged)
+            counts[current] = len(listing.rows)
+        return counts
 
     # -- queries -----------------------------------------------------------------------------
 
+    def _complete_markers(self, name: str) -> dict[int, Marker]:
+        return complete_markers(self.storage, name, self._markers)
+
     def _complete(self, name: str) -> list[int]:
-        return complete_versions(self.storage, name, self._markers)
+        return list(self._complete_markers(name))
 
     def complete_versions(self, name: str) -> list[int]:
         """Version numbers of ``name`` that readers can see, ascending."""
@@ -310,15 +346,21 @@ class Registry:
             after: keep versions created at or after this ISO-8601 time (naive = UTC).
             before: keep versions created before this time.
         """
-        from sea_dist.artifacts.index import index_rows
+        from sea_dist.artifacts.index import build_listing
 
-        rows = index_rows(self.storage, name, self._require_name(name))
+        markers = self._complete_markers(check_name(name))
+        if not markers:
+            raise self._unknown_name(name)
+        listing = build_listing(self.storage, name, markers)  # a query: checks, never writes
+        aliases = alias_ops.read_aliases(self.storage, name)
+        warn_listing(self.storage, name, listing, aliases, markers)
+        rows = listing.rows
         start = parse_time(after, "after") if after else None
         end = parse_time(before, "before") if before else None
         by_version: dict[int, list[str]] = {}
-        for alias, version in alias_ops.read_aliases(self.storage, name).items():
+        for alias, version in aliases.items():
             by_version.setdefault(version, []).append(alias)
-        latest = rows[-1]["version"] if rows else None
+        latest = max(markers) if markers else None  # what name@latest resolves to
         result = []
         for row in rows:
             if model_id is not None and row["model_id"] != model_id:
@@ -376,16 +418,18 @@ class Registry:
                     )
                 )
             version = target
+            if read_marker(self.storage, name, version) is None:
+                raise NotFoundError(dangling_alias(self.storage, name, parsed.alias, version))
         marker = self._marker(name, version)
         return Resolved(name=name, version=version, sha256=marker.sha256)
 
     def _resolve_sha(self, prefix: str) -> Resolved:
-        from sea_dist.artifacts.index import find_sha256
-
+        # The markers hold every version's content sha256: no index, no manifest, no write.
         matches = [
-            Resolved(name, version, sha)
+            Resolved(name, version, marker.sha256)
             for name in self.names()
-            for version, sha in find_sha256(self.storage, name, self._complete(name), prefix)
+            for version, marker in self._complete_markers(name).items()
+            if marker.sha256.startswith(prefix)
         ]
         if not matches:
             raise NotFoundError(
@@ -450,8 +494,8 @@ class Registry:
                     f"version {resolved.ref}",
                     f"{file_name} in {self.storage.display(*base)}",
                     "no such file",
-                    "the version is damaged; restore the file from a copy, or publish the fit "
-                    "output again as a new version",
+                    "the version is damaged; "
+                    + damage_fix(self.storage, resolved.name, resolved.version),
                 )
             ) from None
 
@@ -467,7 +511,13 @@ class Registry:
         if marker.manifest_sha256 is not None:
             path = (resolved.name, "versions", str(resolved.version), MANIFEST_FILE)
             anchor = self.storage.display(resolved.name, COMPLETE_DIR, f"{resolved.version}.json")
-            check_manifest_digest(raw, marker.manifest_sha256, self.storage.display(*path), anchor)
+            check_manifest_digest(
+                raw,
+                marker.manifest_sha256,
+                self.storage.display(*path),
+                anchor,
+                damage_fix(self.storage, resolved.name, resolved.version),
+            )
         return raw
 
     def artifact_files(self, resolved: Resolved) -> tuple[bytes, bytes, str]:
@@ -507,7 +557,18 @@ class Registry:
         """Resolve ``ref`` and load the verified artifact (see :func:`load_artifact`)."""
         return self._load_resolved(self.resolve(ref), framework)[0]
 
-    def download(self, ref: str, dest: str | os.PathLike[str]) -> Path:
-        """Copy a version to the local folder ``dest`` after verifying it; returns ``dest``."""
+    def download(self, ref: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Copy a version to the local folder ``dest`` after verifying it; returns ``dest``.
+
+        Args:
+            ref: the version to copy.
+            dest: a new or empty folder; with ``overwrite``, also a folder holding an earlier
+                download (nothing but its files).
+            overwrite: replace an earlier download in ``dest``.
+
+        Raises:
+            RegistryError: ``dest`` holds files (see :func:`check_download_dest`).
+        """
+        check_download_dest(dest, overwrite)
         _, manifest_raw, projections = self._load_resolved(self.resolve(ref), "numpy")
-        return write_local_copy(dest, manifest_raw, projections)
+        return write_local_copy(dest, manifest_raw, projections, overwrite=overwrite)

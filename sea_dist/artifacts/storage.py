@@ -153,6 +153,24 @@ class Storage:
         names = {str(e).rstrip("/").removeprefix(prefix) for e in entries}
         return sorted(n for n in names if n and "/" not in n)
 
+    def list_files(self, *parts: str) -> set[str]:
+        """Relative paths (``a/b``) of every file below a folder, in one walk or one listing
+        request on object stores; an empty set when the folder is missing."""
+        path = self.path(*parts)
+        prefix = path.rstrip("/") + "/"
+        if self.local:
+            found: set[str] = set()
+            for folder, _, files in os.walk(path):
+                base = folder.rstrip("/") + "/"
+                found.update((base + f).removeprefix(prefix) for f in files)
+            return found
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.find(path)
+        except FileNotFoundError:
+            return set()
+        return {str(e).removeprefix(prefix) for e in entries if str(e).startswith(prefix)}
+
     def list_signatures(self, *parts: str) -> dict[str, tuple[Any, ...]]:
         """Base names of the files directly under a folder, each with a replacement signature.
 

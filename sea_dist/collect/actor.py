@@ -4,8 +4,10 @@
 the same class as a Ray actor. The actor writes its shard directly into the store, opened by URL
 in the actor's process, and returns only a small :class:`ShardResult`: activations never travel
 through the driver, and exactly one process writes each chunk (the driver hands a shard to one
-actor at a time). The completion marker is written after the data by
-:meth:`ActivationStore.write_shard`.
+actor at a time). The completion marker (the sha256 of every chunk written, then the done flag)
+is written after the data by :meth:`ActivationStore.write_shard`, which also refuses non-finite
+activations with the row and layer named (a :class:`StoreError`: the driver stops at once, since
+recording the shard again would give the same values).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from sea_dist.edit.projections import LayerProjection, SeaEdit
+from sea_dist.edit.projections import LayerProjection, SeaEdit, check_projection_tensors
 from sea_dist.errors import ArtifactError, expected_found
 from sea_dist.format.recipe import EditRecipe
 
@@ -162,6 +162,8 @@ def edit_from_fields(
     tensors: Mapping[str, torch.Tensor],
     source: str,
     manifest: Mapping[str, Any] | None = None,
+    *,
+    check_values: bool = True,
 ) -> SeaEdit:
     """Build a :class:`SeaEdit` from manifest-style fields and the projection tensors.
 
@@ -172,9 +174,14 @@ def edit_from_fields(
         tensors: ``layers.L.U_pos`` / ``U_neg`` / ``mean`` by name (any float dtype; CPU).
         source: where they came from, for messages.
         manifest: the raw document, kept for provenance (default: ``fields``).
+        check_values: check the tensors' dtypes and values
+            (:func:`~sea_dist.edit.projections.check_projection_tensors`: finite, orthonormal
+            bases); False only for tensors that :func:`sea_dist.artifacts.load_artifact`
+            has already checked with the same rule.
 
     Raises:
-        ArtifactError: a field or tensor is missing or malformed.
+        ArtifactError: a field or tensor is missing or malformed, a value is NaN or inf, or a
+            basis is not orthonormal.
     """
     what = source
     for key, kind in (
@@ -199,6 +206,8 @@ def edit_from_fields(
     name, scale = _feature_map(fields.get("feature_map"), what)
     layers = _layer_indices(fields.get("layers"), what)
     recipe = _recipe(fields.get(RECIPE_KEY), what)
+    if check_values:  # before the float32 cast below, so a wrong dtype is seen as stored
+        check_projection_tensors(tensors, what)
     return SeaEdit(
         layers=_layer_projections(tensors, layers, centred, what),
         site=str(fields["site"]),
@@ -310,7 +319,8 @@ def _from_artifact_object(artifact: Any, source: str, folder: Path | None = None
         for name, value in (("U_pos", proj.U_pos), ("U_neg", proj.U_neg), ("mean", proj.mean)):
             if value is not None:
                 tensors[f"layers.{layer}.{name}"] = torch.as_tensor(value)
-    return edit_from_fields(fields, tensors, source, manifest=fields)
+    # load_artifact checked the values (sea_dist.artifacts.values, the same rule).
+    return edit_from_fields(fields, tensors, source, manifest=fields, check_values=False)
 
 
 def _load_artifact(source: str, registry: str | None) -> Any:

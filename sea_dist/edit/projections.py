@@ -3,7 +3,8 @@
 Plain frozen dataclasses of float32 CPU tensors, validated on construction (shapes agree with
 ``d_model``; ``combine`` and ``feature_map`` are known). :mod:`sea_dist.edit.loader` builds them
 from fit outputs, artifact folders and registry references, with the publisher's
-:class:`~sea_dist.format.recipe.EditRecipe` when there is one.
+:class:`~sea_dist.format.recipe.EditRecipe` when there is one, after
+:func:`check_projection_tensors` has checked their values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,84 @@ from sea_dist.format.recipe import EditRecipe
 
 COMBINES = ("l2", "average")
 FEATURE_MAPS = ("linear", "tanh", "elu", "sqexp")
+ORTHONORMAL_ATOL = 1e-3
+"""Largest allowed ``|U^T U - I|`` entry of a loaded basis (float64 arithmetic); the same value
+as :data:`sea_dist.artifacts.values.ORTHONORMAL_ATOL` (this module must import without it)."""
+VALUE_DTYPES = (torch.float32, torch.float64)
+"""Allowed dtypes of stored ``U_pos``, ``U_neg``, ``S_pos``, ``S_neg`` and ``mean``."""
+_FIX = "the projections are unusable; fit again (and publish the new fit output)"
+
+
+def _tensor_order(name: str) -> tuple[int, str]:
+    parts = name.split(".")
+    layer = parts[1] if len(parts) == 3 else ""
+    return (int(layer) if layer.isdigit() else -1, name)
+
+
+def check_projection_tensors(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse loaded projection tensors whose values cannot be an SEA edit.
+
+    The rule of :mod:`sea_dist.artifacts.values`, on torch tensors: ``U_pos``, ``U_neg``,
+    ``S_pos``, ``S_neg`` and ``mean`` are float32 or float64 and finite; ``U_pos`` and ``U_neg``
+    have orthonormal columns (``max |U^T U - I| <= ORTHONORMAL_ATOL``); singular values are
+    >= 0. Other names are ignored.
+
+    Args:
+        tensors: ``layers.<L>.<kind>`` -> tensor, as read from ``projections.safetensors``.
+        what: where they came from, for the message.
+
+    Raises:
+        ArtifactError: one line naming the layer and tensor, what was found and the tolerance.
+    """
+    for name in sorted(tensors, key=_tensor_order):
+        parts = name.split(".")
+        if len(parts) != 3 or parts[2] not in ("U_pos", "U_neg", "S_pos", "S_neg", "mean"):
+            continue
+        kind, value = parts[2], tensors[name]
+        where = f"{what}: layer {parts[1]} tensor {name}"
+        if value.dtype not in VALUE_DTYPES:
+            raise ArtifactError(
+                expected_found(where, "dtype float32 or float64", str(value.dtype), _FIX)
+            )
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            nan = int(torch.isnan(value).sum())
+            first = tuple(int(x) for x in torch.nonzero(~finite)[0])
+            raise ArtifactError(
+                expected_found(
+                    where,
+                    "finite values",
+                    f"{bad} non-finite values ({nan} NaN, {bad - nan} inf), "
+                    f"the first at index {first}",
+                    _FIX,
+                )
+            )
+        if kind in ("U_pos", "U_neg") and value.dim() == 2 and value.shape[1] > 0:
+            basis = value.detach().to(torch.float64)
+            deviation = (basis.T @ basis - torch.eye(basis.shape[1], dtype=torch.float64)).abs()
+            flat = int(torch.argmax(deviation))
+            i, j = divmod(flat, deviation.shape[1])
+            worst = float(deviation[i, j])
+            if worst > ORTHONORMAL_ATOL:
+                detail = (
+                    f"column {i} has norm {float(basis[:, i].norm()):.6g}"
+                    if i == j
+                    else f"columns {i} and {j} have inner product "
+                    f"{float(basis[:, i] @ basis[:, j]):.6g}"
+                )
+                raise ArtifactError(
+                    expected_found(
+                        where,
+                        f"orthonormal columns (max |U^T U - I| <= {ORTHONORMAL_ATOL:g})",
+                        f"{worst:.6g} ({detail})",
+                        _FIX,
+                    )
+                )
+        if kind in ("S_pos", "S_neg") and value.numel() and float(value.min()) < 0:
+            raise ArtifactError(
+                expected_found(where, "singular values >= 0", f"{float(value.min()):.6g}", _FIX)
+            )
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,10 @@ def fit_store(
         The fitted projections.
 
     Raises:
-        StoreError: the store is missing or incomplete.
+        StoreError: the store is missing, incomplete or damaged: attributes that disagree with
+            the arrays, a chunk missing or changed since its shard was written (checked against
+            the digests of the shard's completion marker as the pass reads it), a non-finite
+            activation (row and layer named).
         FitError: bad settings for this store, a non-empty ``out``, or constant activations.
     """
     from tqdm.auto import tqdm
@@ -55,8 +58,19 @@ def fit_store(
     from sea_dist.fit.streaming import compute_moments
 
     config = config or FitConfig()
-    store = ActivationStore.open(store_url)
-    store.require_complete()
+    store = ActivationStore.open(store_url)  # attributes checked against the arrays
+    markers = store.require_complete()
+    if markers.unchecked:
+        log.warning(
+            "store %s: %d of %d shards were written before shard digests existed, so their "
+            "chunks cannot be checked against what was written (missing chunks and non-finite "
+            "values still are); 'sea-dist store verify %s' checks what can be, re-collecting "
+            "adds digests",
+            store_url,
+            len(markers.unchecked),
+            store.spec.n_shards,
+            store_url,
+        )
     spec = store.spec
     selected = _select_layers(spec, layers)
     feature_map = FeatureMap(config.feature_map, config.feature_map_scale)
@@ -78,6 +92,7 @@ def fit_store(
             partitions=partitions,
             progress=progress,
             layers=selected,
+            checks=store.layer_checks(markers),
         )
     log.info("statistics pass done in %.2fs", time.perf_counter() - started)
 

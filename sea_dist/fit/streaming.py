@@ -1,14 +1,16 @@
 """One Dask pass over the activation store: all layers' moments, memory independent of N.
 
 Graph shape. For each layer the rows are cut into ``partitions`` contiguous ranges; one task per
-range opens the Zarr arrays *by path* (so the graph holds only strings and integers and pickles
-on every scheduler, Dask-on-Ray included, which cannot pickle ``da.from_zarr`` arrays of zarr v3),
-reads its rows block by block, converts each block to float64, applies the feature map and folds
-it into a running :class:`~sea_dist.fit.covariance.LayerMoments`. A pairwise tree merges the
+range opens the Zarr arrays *by path* (so the graph holds only plain data, strings, integers and
+the expected digests, and pickles on every scheduler, Dask-on-Ray included, which cannot pickle
+``da.from_zarr`` arrays of zarr v3), reads its rows block by block, checks each block as it is
+read (finite values, and every shard's chunk against the sha256 its completion marker records:
+:mod:`sea_dist.store.integrity`), converts it to float64, applies the feature map and folds it
+into a running :class:`~sea_dist.fit.covariance.LayerMoments`. A pairwise tree merges the
 partitions. Each task therefore holds one accumulator (2 d^2 float64, plus one d^2 scratch) and
 one block of rows, whatever N is. The thin-QR route (N < d, so N x d < d^2) instead reads the
-layer as a lazy Dask array (:func:`lazy_activations`) and materialises its rows. Everything is
-computed by a single ``dask.compute``.
+layer as a lazy Dask array (:func:`lazy_activations`, checked the same way) and materialises its
+rows. Everything is computed by a single ``dask.compute``.
 
 Block size: ``min(chunk_rows, max(256, d // 2, 32 MiB / (24 d)))`` rows rounded to whole store
 chunks, so a block buffer is O(d^2) (or 32 MiB for small d) and GEMMs see hundreds of rows.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -32,10 +34,13 @@ import dask.array as da
 import numpy as np
 import zarr
 
+from sea_dist.errors import SeaDistError
 from sea_dist.feature_maps import phi
 from sea_dist.fit.covariance import LayerMoments
 from sea_dist.fit.schedulers import Scheduler
-from sea_dist.store import StoreSpec
+from sea_dist.store import ActivationStore, StoreSpec
+from sea_dist.store.integrity import LayerCheck, read_checked
+from sea_dist.store.zarr_store import open_group
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +50,18 @@ BLOCK_FLOOR_BYTES = 32 * 2**20
 ROLES = ("neutral", "positive", "negative")
 
 
-def read_rows(url: str, name: str, layer_index: int, start: int, stop: int) -> np.ndarray:
-    """Read rows ``[start, stop)`` of one layer of a store array, opening it by path.
+def read_rows(url: str, name: str, check: LayerCheck, start: int, stop: int) -> np.ndarray:
+    """Read rows ``[start, stop)`` of one layer of a store array, opening it by path, and check
+    them against the shards' digests and for finiteness as they are read (no second read).
 
     Returns:
         (stop - start, d) array in the store's dtype.
+
+    Raises:
+        StoreError: a damaged, missing or changed chunk, or a non-finite value.
     """
     array = zarr.open_array(store=url, path=name, mode="r")
-    return np.asarray(array[start:stop, layer_index, :])
+    return read_checked(array, name, check, start, stop)
 
 
 def _mapped(block: np.ndarray, map_name: str, scale: float) -> np.ndarray:
@@ -78,7 +87,12 @@ def split_ranges(ranges: Sequence[tuple[int, int]], partitions: int) -> list[lis
 
 
 def lazy_activations(
-    url: str, name: str, layer_index: int, spec: StoreSpec, chunk_rows: int
+    url: str,
+    name: str,
+    layer_index: int,
+    spec: StoreSpec,
+    chunk_rows: int,
+    check: LayerCheck | None = None,
 ) -> da.Array:
     """One layer of a store array as a lazy (N, d) Dask array whose tasks open the store by path.
 
@@ -88,29 +102,43 @@ def lazy_activations(
         layer_index: position of the layer on the arrays' axis 1 (not the model layer number).
         spec: the store's spec.
         chunk_rows: upper bound on rows per Dask chunk.
+        check: the layer's digests (default: read from the store's markers).
     """
     d = spec.d_model
+    if check is None:
+        check = layer_checks(url, spec)[spec.layers[layer_index]]
     read = dask.delayed(read_rows, pure=True)
     blocks = [
         da.from_delayed(
-            read(url, name, layer_index, start, stop), (stop - start, d), dtype=np.dtype(spec.dtype)
+            read(url, name, check.restricted([(start, stop)]), start, stop),
+            (stop - start, d),
+            dtype=np.dtype(spec.dtype),
         )
         for start, stop in block_ranges(spec.n_rows, spec.rows_per_shard, d, chunk_rows)
     ]
     return da.concatenate(blocks, axis=0)
 
 
+def layer_checks(url: str, spec: StoreSpec) -> dict[int, LayerCheck]:
+    """What the readers of each layer check: the digests recorded in the store's markers."""
+    store = ActivationStore(url, open_group(url), spec)
+    return store.layer_checks()
+
+
 def moments_task(
-    url: str, layer_index: int, ranges: list[tuple[int, int]], map_name: str, scale: float
+    url: str, check: LayerCheck, ranges: list[tuple[int, int]], map_name: str, scale: float
 ) -> LayerMoments:
-    """Accumulate the moments of one layer over ``ranges`` (one block in memory at a time)."""
+    """Accumulate the moments of one layer over ``ranges`` (one block in memory at a time).
+
+    Every block is checked as it is read (:func:`~sea_dist.store.integrity.read_checked`).
+    """
     arrays = [zarr.open_array(store=url, path=role, mode="r") for role in ROLES]
     moments: LayerMoments | None = None
     scratch: np.ndarray | None = None
     for start, stop in ranges:
         neutral, positive, negative = (
-            _mapped(np.asarray(array[start:stop, layer_index, :]), map_name, scale)
-            for array in arrays
+            _mapped(read_checked(array, role, check, start, stop), map_name, scale)
+            for role, array in zip(ROLES, arrays, strict=True)
         )
         if moments is None:
             d = neutral.shape[1]
@@ -148,6 +176,7 @@ def moments_graph(
     chunk_rows: int = 4096,
     partitions: int = 1,
     layers: Sequence[int] | None = None,
+    checks: Mapping[int, LayerCheck] | None = None,
 ) -> dict[int, Any]:
     """The lazy statistics of every layer (Dask ``Delayed`` objects, not yet computed).
 
@@ -159,10 +188,13 @@ def moments_graph(
         chunk_rows: upper bound on rows read per block.
         partitions: row partitions per layer (each one accumulator task).
         layers: the recorded layers to include (model layer numbers); None means all.
+        checks: model layer number -> the digests its reads are checked against (default: read
+            from the store's completion markers, :func:`layer_checks`).
 
     Returns:
         Model layer number -> ``Delayed`` of its :class:`LayerMoments` over all N rows.
     """
+    checks = checks if checks is not None else layer_checks(url, spec)
     groups = split_ranges(
         block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows), partitions
     )
@@ -172,7 +204,7 @@ def moments_graph(
         index = spec.layers.index(layer)  # position on the arrays' axis 1
         if keep_rows:
             arrays = [
-                lazy_activations(url, role, index, spec, chunk_rows).map_blocks(
+                lazy_activations(url, role, index, spec, chunk_rows, checks[layer]).map_blocks(
                     mapper, map_name, scale, dtype=np.float64
                 )
                 for role in ROLES
@@ -180,7 +212,9 @@ def moments_graph(
             graph[layer] = dask.delayed(rows_task, pure=True)(*arrays)
             continue
         partials = [
-            dask.delayed(moments_task, pure=True)(url, index, group, map_name, scale)
+            dask.delayed(moments_task, pure=True)(
+                url, checks[layer].restricted(group), group, map_name, scale
+            )
             for group in groups
         ]
         while len(partials) > 1:  # pairwise tree: depth log2(partitions)
@@ -205,6 +239,7 @@ def compute_moments(
     partitions: int | None = None,
     progress: bool = False,
     layers: Sequence[int] | None = None,
+    checks: Mapping[int, LayerCheck] | None = None,
 ) -> dict[int, LayerMoments]:
     """Compute every layer's moments in one ``dask.compute``.
 
@@ -216,9 +251,14 @@ def compute_moments(
         partitions: row partitions per layer; None picks :func:`auto_partitions`.
         progress: show Dask's progress bar (local schedulers).
         layers: the recorded layers to include; None means all.
+        checks: what each layer's reads are checked against; see :func:`moments_graph`.
 
     Returns:
         Model layer number -> moments over all N rows.
+
+    Raises:
+        StoreError: a chunk is damaged, missing or changed since it was written, or holds a
+            non-finite value (raised by the task that read it).
     """
     ranges = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows)
     selected = list(spec.layers if layers is None else layers)
@@ -243,12 +283,19 @@ def compute_moments(
         chunk_rows=chunk_rows,
         partitions=parts,
         layers=selected,
+        checks=checks,
     )
     bar: Any = nullcontext()
     if progress and scheduler.local:
         from dask.diagnostics import ProgressBar
 
         bar = ProgressBar(out=sys.stderr)  # stdout is for results
-    with bar:
-        (result,) = dask.compute(graph, **scheduler.compute_kwargs)
+    try:
+        with bar:
+            (result,) = dask.compute(graph, **scheduler.compute_kwargs)
+    except SeaDistError as error:
+        # Dask-on-Ray wraps a task's exception in a RayTaskError that also derives from it
+        # and prints as a traceback; the one-line cause is what the user must see.
+        cause = getattr(error, "cause", None)
+        raise (cause if isinstance(cause, SeaDistError) else error) from None
     return dict(result)

@@ -1,9 +1,11 @@
 """The activation store: a Zarr v3 group of (N, n_layers, d) arrays written shard by shard.
 
 Layout (docs/formats.md): arrays ``neutral``, ``positive``, ``negative`` chunked
-(rows_per_shard, 1, d), per-row ``row_ids``/``generated``/``n_tokens`` and a ``shard_done`` marker
-array with one chunk per shard. Each shard is written by exactly one writer and its marker is
-written last, so a shard whose marker is 0 is simply redone after a failure.
+(rows_per_shard, 1, d), per-row ``row_ids``/``generated``/``n_tokens``, and per shard a
+completion marker: its content digests (``shard_digests``, one JSON string per shard) and its
+flag (``shard_done``), written after the data, flag last. Each shard is written by exactly one
+writer, so a shard whose marker is missing, zero or damaged is simply redone after a failure, and
+a reader checks every chunk against the digests (:mod:`sea_dist.store.integrity`).
 """
 
 from __future__ import annotations
@@ -11,101 +13,39 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+from zarr.core.array_spec import ArrayConfig
 
-from sea_dist.errors import StoreError
+from sea_dist.errors import StoreError, excerpt, expected_found
+from sea_dist.store.integrity import LayerCheck, ShardDigest
+from sea_dist.store.layout import DIGEST_ARRAY, MARKER_ARRAY, layout_problems
+from sea_dist.store.markers import ShardMarkers, read_markers
+from sea_dist.store.spec import (
+    ACTIVATION_ARRAYS,
+    DIGEST_ALGORITHM,
+    IDENTITY_KEYS,
+    SCHEMA_VERSION,
+    StoreSpec,
+)
 from sea_dist.store.target import check_store_target
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-ACTIVATION_ARRAYS = ("neutral", "positive", "negative")
+__all__ = [
+    "ACTIVATION_ARRAYS",
+    "SCHEMA_VERSION",
+    "ActivationStore",
+    "ShardMarkers",
+    "StoreSpec",
+]
 
-# Attributes that must match for a run to resume into an existing store.
-IDENTITY_KEYS = (
-    "model_id",
-    "model_revision",
-    "architecture",
-    "d_model",
-    "tokenizer_fingerprint",
-    "site",
-    "site_template",
-    "layers",
-    "token",
-    "neutral",
-    "max_new_tokens",
-    "demonstrations_fingerprint",
-    "n_rows",
-    "rows_per_shard",
-    "dtype",
-)
-
-
-@dataclass(frozen=True)
-class StoreSpec:
-    """Everything that identifies an activation store (its group attributes minus bookkeeping)."""
-
-    model_id: str
-    model_revision: str
-    architecture: str
-    d_model: int
-    n_model_layers: int
-    tokenizer_fingerprint: str
-    site: str
-    site_template: str | None
-    layers: tuple[int, ...]
-    token: str
-    neutral: str
-    max_new_tokens: int
-    demonstrations_fingerprint: str
-    n_rows: int
-    rows_per_shard: int
-    dtype: str = "float32"
-    codec: str = "zstd"
-
-    @property
-    def n_shards(self) -> int:
-        """Number of shards (the last one may be short)."""
-        return -(-self.n_rows // self.rows_per_shard)
-
-    def shard_rows(self, shard: int) -> tuple[int, int]:
-        """Row range ``[start, stop)`` of shard ``shard``."""
-        if not 0 <= shard < self.n_shards:
-            raise StoreError(f"shard: expected 0..{self.n_shards - 1}, found {shard}")
-        start = shard * self.rows_per_shard
-        return start, min(start + self.rows_per_shard, self.n_rows)
-
-    def to_attrs(self) -> dict[str, Any]:
-        """JSON attributes for the Zarr group."""
-        attrs = asdict(self)
-        attrs["layers"] = list(self.layers)
-        attrs["n_shards"] = self.n_shards
-        attrs["schema_version"] = SCHEMA_VERSION
-        return attrs
-
-    @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any]) -> StoreSpec:
-        """Rebuild a spec from group attributes; refuses unknown schema versions."""
-        version = attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"store schema_version: expected {SCHEMA_VERSION}, found {version!r}; "
-                "re-collect with this version of sea-dist"
-            )
-        try:
-            values = {f.name: attrs[f.name] for f in fields(cls)}
-        except KeyError as missing:
-            raise StoreError(
-                f"store attributes: expected key {missing}, found keys {sorted(attrs)}; "
-                "the store is not a sea-dist activation store"
-            ) from None
-        values["layers"] = tuple(values["layers"])
-        return cls(**values)
+# Every chunk of a written shard exists as a file, even an all-zero one, so that a missing file
+# is always damage (Zarr's default skips chunks equal to the fill value).
+_WRITE_EVERY_CHUNK = ArrayConfig(order="C", write_empty_chunks=True)
 
 
 def _compressors(codec: str) -> list[Any] | None:
@@ -130,24 +70,31 @@ class ActivationStore:
 
     @classmethod
     def exists(cls, url: str) -> bool:
-        """Whether a Zarr group exists at ``url``."""
+        """Whether a Zarr group exists at ``url`` (a damaged ``zarr.json`` counts as one)."""
         try:
             zarr.open_group(url, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
             return False
+        except (ValueError, TypeError):
+            return True
         return True
 
     @classmethod
     def open(cls, url: str, mode: str = "r") -> ActivationStore:
-        """Open an existing store (``mode="r"`` to read, ``"r+"`` to write shards)."""
-        try:
-            group = zarr.open_group(url, mode=mode)  # type: ignore[arg-type]
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
-            raise StoreError(
-                f"store: expected a sea-dist activation store at {url!r}, found nothing; "
-                "run 'sea-dist collect' first"
-            ) from None
-        return cls(url, group, StoreSpec.from_attrs(dict(group.attrs)))
+        """Open an existing store (``mode="r"`` to read, ``"r+"`` to write shards).
+
+        Raises:
+            StoreError: nothing at ``url``, a damaged ``zarr.json``, attributes that cannot
+                describe a store, or arrays that disagree with them (the first problem named;
+                ``sea-dist store verify`` lists them all).
+        """
+        group = open_group(url, mode)
+        store = cls(url, group, StoreSpec.from_attrs(dict(group.attrs), url))
+        problems = layout_problems(group, store.spec, url, store.has_digests)
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise StoreError(problems[0] + more)
+        return store
 
     @classmethod
     def create(cls, url: str, spec: StoreSpec, overwrite: bool = False) -> ActivationStore:
@@ -172,7 +119,17 @@ class ActivationStore:
                     f"found {theirs.get(key)!r} (existing store; differing: {', '.join(diffs)}); "
                     "use another store URL or --overwrite to replace it"
                 )
-            log.info("resuming store %s: %d/%d shards done", url, *existing.progress())
+            existing._add_digest_array()
+            markers = existing.markers()
+            if markers.damaged:
+                log.warning(
+                    "store %s: %d shards have a damaged completion marker and are redone "
+                    "(first %d: %s)",
+                    url,
+                    len(markers.damaged),
+                    *next(iter(sorted(markers.damaged.items()))),
+                )
+            log.info("resuming store %s: %d/%d shards done", url, len(markers.done), spec.n_shards)
             return existing
         try:
             return cls._create(url, spec)
@@ -187,6 +144,7 @@ class ActivationStore:
         group = zarr.open_group(url, mode="w")
         attrs = spec.to_attrs()
         attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        attrs["digests"] = DIGEST_ALGORITHM
         group.attrs.update(attrs)
         n, shard = spec.n_rows, spec.rows_per_shard
         compressors = _compressors(spec.codec)
@@ -202,11 +160,30 @@ class ActivationStore:
         group.create_array("row_ids", shape=(n,), chunks=(shard,), dtype=str)
         group.create_array("generated", shape=(n,), chunks=(shard,), dtype=str)
         group.create_array("n_tokens", shape=(n,), chunks=(shard,), dtype="int64", fill_value=0)
+        group.create_array(DIGEST_ARRAY, shape=(spec.n_shards,), chunks=(1,), dtype=str)
         group.create_array(
-            "shard_done", shape=(spec.n_shards,), chunks=(1,), dtype="uint8", fill_value=0
+            MARKER_ARRAY, shape=(spec.n_shards,), chunks=(1,), dtype="uint8", fill_value=0
         )
         log.info("created store %s (%d rows, %d shards)", url, n, spec.n_shards)
         return cls(url, group, spec)
+
+    def _add_digest_array(self) -> None:
+        """Give a store written before digests a digest array, so shards written from now on
+        record theirs (the shards already done stay unchecked)."""
+        if self.group.get(DIGEST_ARRAY) is None:
+            log.warning(
+                "store %s was written before shard digests: shards written now record them, "
+                "the %d already done cannot be checked",
+                self.url,
+                len(self.done_shards()),
+            )
+            n_shards = self.spec.n_shards
+            self.group.create_array(DIGEST_ARRAY, shape=(n_shards,), chunks=(1,), dtype=str)
+
+    @property
+    def has_digests(self) -> bool:
+        """Whether this store was created with digests (every done shard must have one)."""
+        return self.group.attrs.get("digests") == DIGEST_ALGORITHM
 
     def array(self, name: str) -> zarr.Array:
         """The Zarr array ``name`` of this store."""
@@ -217,13 +194,16 @@ class ActivationStore:
             )
         return array
 
+    def markers(self) -> ShardMarkers:
+        """Read every shard's completion marker (flag and digests)."""
+        return read_markers(self.group, self.spec, self.has_digests)
+
     def done_shards(self) -> set[int]:
-        """Shards whose completion marker is set."""
-        marks = np.asarray(self.array("shard_done")[:])
-        return {int(i) for i in np.flatnonzero(marks)}
+        """Shards whose completion marker is complete."""
+        return set(self.markers().done)
 
     def pending_shards(self) -> list[int]:
-        """Shards still to do, in order."""
+        """Shards still to do, in order (a damaged marker counts as none)."""
         done = self.done_shards()
         return [s for s in range(self.spec.n_shards) if s not in done]
 
@@ -244,7 +224,7 @@ class ActivationStore:
         generated: list[str],
         n_tokens: np.ndarray,
     ) -> None:
-        """Write one shard's rows, then its completion marker.
+        """Write one shard's rows, then its completion marker (digests, then flag).
 
         Args:
             shard: shard index.
@@ -252,6 +232,10 @@ class ActivationStore:
             row_ids: demonstration ids of the rows.
             generated: neutral generations ('' in prompt mode).
             n_tokens: (rows,) int64 tokens processed per row.
+
+        Raises:
+            StoreError: wrong shapes, non-finite activations (row and layer named), or a write
+                failure (the shard stays pending).
         """
         start, stop = self.spec.shard_rows(shard)
         rows = stop - start
@@ -264,15 +248,28 @@ class ActivationStore:
                 )
         if len(row_ids) != rows or len(generated) != rows or len(n_tokens) != rows:
             raise StoreError(f"shard {shard}: expected {rows} row ids/generations/token counts")
+        cast = {
+            name: np.ascontiguousarray(activations[name], dtype=self.spec.dtype)
+            for name in ACTIVATION_ARRAYS
+        }
+        self._refuse_non_finite(shard, cast, row_ids)
+        ids = np.asarray(row_ids, dtype=str)
+        texts = np.asarray(generated, dtype=str)
+        tokens = np.asarray(n_tokens, dtype=np.int64)
+        # Digest exactly what is written (numpy drops trailing NULs of strings, for example).
+        digest = ShardDigest.of(shard, start, cast, ids.tolist(), texts.tolist(), tokens)
+        digest_array = self.group.get(DIGEST_ARRAY)
         try:
             for name in ACTIVATION_ARRAYS:
-                array = activations[name].astype(self.spec.dtype, copy=False)
-                self.array(name)[start:stop] = array
-            self.array("row_ids")[start:stop] = np.asarray(row_ids, dtype=str)
-            self.array("generated")[start:stop] = np.asarray(generated, dtype=str)
-            self.array("n_tokens")[start:stop] = np.asarray(n_tokens, dtype=np.int64)
-            # The marker goes last: a crash before this line leaves the shard pending.
-            self.array("shard_done")[shard] = 1
+                self.array(name).with_config(_WRITE_EVERY_CHUNK)[start:stop] = cast[name]
+            self.array("row_ids")[start:stop] = ids
+            self.array("generated")[start:stop] = texts
+            self.array("n_tokens")[start:stop] = tokens
+            # The marker goes last, flag after digests: a crash before the flag leaves the
+            # shard pending, and a flag is never set without the digests it vouches for.
+            if isinstance(digest_array, zarr.Array):
+                digest_array[shard] = digest.to_json()
+            self.array(MARKER_ARRAY)[shard] = 1
         except OSError as error:
             raise StoreError(
                 f"store {self.url!r} shard {shard}: expected a writable store, found "
@@ -280,14 +277,60 @@ class ActivationStore:
                 "resume (the shard stays pending)"
             ) from None
 
-    def require_complete(self) -> None:
-        """Raise unless every shard is done (fitting an incomplete store would be wrong)."""
-        pending = self.pending_shards()
+    def _refuse_non_finite(
+        self, shard: int, cast: Mapping[str, np.ndarray], row_ids: list[str]
+    ) -> None:
+        for name in ACTIVATION_ARRAYS:
+            finite = np.isfinite(cast[name])
+            if finite.all():
+                continue
+            offset, index, _ = (int(i) for i in np.argwhere(~finite)[0])
+            value = float(cast[name][offset, index][~finite[offset, index]][0])
+            raise StoreError(
+                expected_found(
+                    f"shard {shard} {name} row {self.spec.shard_rows(shard)[0] + offset} "
+                    f"(id {excerpt(row_ids[offset], 60)}) layer {self.spec.layers[index]}",
+                    f"finite activations in {self.spec.dtype}",
+                    value,
+                    "the model produced non-finite values (or overflowed the store dtype): "
+                    "check model.dtype, store.dtype and that demonstration",
+                )
+            )
+
+    def require_complete(self) -> ShardMarkers:
+        """Raise unless every shard is done (fitting an incomplete store would be wrong).
+
+        Returns:
+            The markers read (digests to check the reads against).
+        """
+        markers = self.markers()
+        pending = [s for s in range(self.spec.n_shards) if s not in markers.done]
         if pending:
+            damaged = [s for s in pending if s in markers.damaged]
+            detail = ""
+            if damaged:
+                detail = (
+                    f"; {len(damaged)} of them with a damaged marker (shard {damaged[0]}: "
+                    f"{markers.damaged[damaged[0]]})"
+                )
             raise StoreError(
                 f"store {self.url!r}: expected all {self.spec.n_shards} shards done, found "
-                f"{len(pending)} pending (first {pending[0]}); re-run collection to resume it"
+                f"{len(pending)} pending (first {pending[0]}){detail}; re-run collection to "
+                "resume it"
             )
+        return markers
+
+    def layer_checks(self, markers: ShardMarkers | None = None) -> dict[int, LayerCheck]:
+        """Model layer number -> what a reader of that layer checks (digests per role and shard)."""
+        markers = markers or self.markers()
+        checks = {}
+        for index, layer in enumerate(self.spec.layers):
+            digests = {
+                role: {s: d.activations[role][index] for s, d in markers.digests.items()}
+                for role in ACTIVATION_ARRAYS
+            }
+            checks[layer] = LayerCheck(self.url, layer, index, self.spec.rows_per_shard, digests)
+        return checks
 
     def read(self, name: str, rows: slice | None = None) -> np.ndarray:
         """Read an array (or a row slice of it) into memory."""
@@ -301,3 +344,47 @@ class ActivationStore:
     def attrs(self) -> dict[str, Any]:
         """All group attributes (provenance)."""
         return dict(self.group.attrs)
+
+
+def open_group(url: str, mode: str = "r") -> zarr.Group:
+    """Open the store's Zarr group, refusing nothing there or a damaged ``zarr.json`` clearly."""
+    try:
+        return zarr.open_group(url, mode=mode)  # type: ignore[arg-type]
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
+        entries = _folder_entries(url)
+        if entries:
+            raise StoreError(
+                f"store: expected a sea-dist activation store at {url!r}, found a folder "
+                f"without zarr.json holding {len(entries)} entries {excerpt(entries[:5])}; "
+                "restore its zarr.json if it was a store, else give the store's URL"
+            ) from None
+        raise StoreError(
+            f"store: expected a sea-dist activation store at {url!r}, found nothing; "
+            "run 'sea-dist collect' first"
+        ) from None
+    except OSError as error:
+        raise StoreError(
+            f"store {excerpt(url)}: expected a readable location, found "
+            f"{type(error).__name__}: {error.strerror or error}; check the URL and permissions"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - JSON, Unicode and zarr metadata errors alike
+        raise StoreError(
+            f"store {excerpt(url)}: expected a readable zarr.json, found a damaged one "
+            f"({type(error).__name__}: {excerpt(str(error), 80)}); restore it, or re-collect "
+            "with --overwrite"
+        ) from None
+
+
+def _folder_entries(url: str) -> list[str]:
+    """Names in the folder at ``url`` (empty when it is no folder or cannot be listed)."""
+    import posixpath
+
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        if not fs.isdir(path):
+            return []
+        return sorted(posixpath.basename(str(p).rstrip("/")) for p in fs.ls(path, detail=False))
+    except (OSError, ValueError):
+        return []
