@@ -4,13 +4,16 @@ The driver loads the demonstrations, starts one collector per GPU (or per CPU sl
 describe what it records, creates or reopens the store (refusing an incompatible one), then hands
 out the pending shards with at most ``collect.max_in_flight`` queued per actor, draining results
 with ``ray.wait``. A collector that dies (process killed, node lost) is replaced and its shards
-are re-queued; a shard that keeps failing stops the run after ``collect.max_retries`` retries.
-Completed shards carry a marker in the store, so re-running the same config resumes.
+are re-queued; a shard that keeps failing stops the run after ``collect.max_retries`` retries
+(a dead collector's failure counts against the shard it was running, not the ones queued behind
+it). Completed shards carry a marker in the store (content digests, then a done flag), so
+re-running the same config resumes and redoes exactly the shards without a complete marker.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -218,13 +221,19 @@ class ShardScheduler:
         queue = deque(shards)
         failures: dict[int, int] = {}
         load = [0] * len(self.actors)
-        in_flight: dict[Any, tuple[int, int, int]] = {}  # ref -> (shard, slot, generation)
+        # ref -> (shard, slot, generation, submission number)
+        in_flight: dict[Any, tuple[int, int, int, int]] = {}
+        submitted = itertools.count()
+        # (slot, generation) of a dead collector -> the shard it was running. An actor runs its
+        # tasks in submission order, so that is its oldest unfinished one; the shards queued
+        # behind it are re-queued without a failure counted against them.
+        culprits: dict[tuple[int, int], int] = {}
 
         def fill(slot: int) -> None:
             while queue and load[slot] < c.max_in_flight:
                 shard = queue.popleft()
                 ref = self.actors[slot].run_shard.remote(shard)
-                in_flight[ref] = (shard, slot, self.generation[slot])
+                in_flight[ref] = (shard, slot, self.generation[slot], next(submitted))
                 load[slot] += 1
 
         for slot in range(len(self.actors)):
@@ -233,22 +242,28 @@ class ShardScheduler:
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
-                shard, slot, generation = in_flight.pop(ref)
+                shard, slot, generation, number = in_flight.pop(ref)
                 if generation == self.generation[slot]:
                     load[slot] -= 1
                 try:
                     result: ShardResult = ray.get(ref)  # ready: returns at once
                 except RayActorError as error:
                     if generation == self.generation[slot]:
+                        same = [v for v in in_flight.values() if v[1:3] == (slot, generation)]
+                        running = min(
+                            [*same, (shard, slot, generation, number)], key=lambda v: v[3]
+                        )
+                        culprits[(slot, generation)] = running[0]
                         log.warning(
                             "collector %d died in shard %d (%s); replacing it",
                             slot,
-                            shard,
+                            running[0],
                             type(error).__name__,
                         )
                         self._replace(slot)
                         load[slot] = 0
-                    self._retry(shard, failures, queue, error)
+                    blamed = culprits.get((slot, generation), shard) == shard
+                    self._retry(shard, failures, queue, error, blamed=blamed)
                 except RayTaskError as error:
                     cause = _task_cause(error)
                     if isinstance(cause, SeaDistError):
@@ -265,9 +280,14 @@ class ShardScheduler:
                     fill(other)
 
     def _retry(
-        self, shard: int, failures: dict[int, int], queue: deque[int], error: Exception
+        self,
+        shard: int,
+        failures: dict[int, int],
+        queue: deque[int],
+        error: Exception,
+        blamed: bool = True,
     ) -> None:
-        failures[shard] = failures.get(shard, 0) + 1
+        failures[shard] = failures.get(shard, 0) + int(blamed)
         if failures[shard] > self.config.collect.max_retries:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise CollectError(

@@ -259,13 +259,20 @@ def read_checked(array: Any, role: str, check: LayerCheck, start: int, stop: int
     if not finite.all():
         offset, column = (int(i) for i in np.argwhere(~finite)[0])
         row = start + offset
+        shard = row // per_shard
+        expected = check.digests.get(role, {}).get(shard)
+        first = shard * per_shard - start
+        changed = expected is not None and expected != values_digest(
+            values[first : first + per_shard]
+        )
+        cause = "the chunk differs from its recorded digest, so it changed after it was written"
         raise StoreError(
             expected_found(
                 f"store {excerpt(check.url)} {role} row {row}{_row_id(check.url, row)} layer "
-                f"{check.layer} (shard {row // per_shard}, column {column})",
+                f"{check.layer} (shard {shard}, column {column})",
                 "finite activations",
                 float(values[offset, column]),
-                redo_fix(check.url),
+                (f"{cause}; " if changed else "") + redo_fix(check.url),
             )
         )
     for first in range(start, stop, per_shard):

@@ -178,7 +178,14 @@ class ActivationStore:
                 len(self.done_shards()),
             )
             n_shards = self.spec.n_shards
-            self.group.create_array(DIGEST_ARRAY, shape=(n_shards,), chunks=(1,), dtype=str)
+            try:
+                self.group.create_array(DIGEST_ARRAY, shape=(n_shards,), chunks=(1,), dtype=str)
+            except OSError as error:
+                raise StoreError(
+                    f"store {self.url!r}: expected a writable store to resume, found "
+                    f"{type(error).__name__}: {error.strerror or error}; free space or fix "
+                    "permissions and re-run"
+                ) from None
 
     @property
     def has_digests(self) -> bool:
