@@ -80,6 +80,16 @@ CATEGORIES = {
     "test_store_location_is_refused": "store locations",
     "test_overwrite_refuses_a_store_holding_other_entries": "store locations",
     "test_commands_refuse_a_non_store_folder": "store locations",
+    "test_bad_values_in_a_fit_output_are_refused": "artifact values",
+    "test_an_alias_to_a_removed_version_is_named_with_a_working_fix": "registry state",
+    "test_download_refuses_a_non_empty_destination": "registry state",
+    "test_download_into_a_registry_version_folder_is_refused_even_with_overwrite": (
+        "registry state"
+    ),
+    "test_no_query_writes_the_registry": "registry state",
+    "test_no_http_query_writes_the_registry": "registry state",
+    "test_forged_index_rows_are_never_shown": "registry state",
+    "test_a_replaced_row_is_reported_with_reindex_as_the_fix": "registry state",
 }
 
 
