@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sea_dist.errors import DataError, expected_found
+from sea_dist.evaluate.loglik import model_device
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,6 @@ class Capability:
     builtin_accuracy: float
     answer_rate: float
     generations: list[str] = field(default_factory=list, repr=False)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")
 
 
 def greedy_answers(
@@ -65,7 +60,7 @@ def greedy_answers(
             expected_found("batch_size / max_new_tokens", ">= 1", (batch_size, max_new_tokens))
         )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device = _device(model)
+    device = model_device(model)
     answers: list[str] = []
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # new tokens must follow the prompt directly

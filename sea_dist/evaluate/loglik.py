@@ -43,7 +43,8 @@ BatchContext = Callable[[torch.Tensor], AbstractContextManager[Any]]
 """``before_batch(prompt_lengths)``: a context entered around one batch's forward pass."""
 
 
-def _device(model: torch.nn.Module) -> torch.device:
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's first parameter lives (inputs go there); CPU for a parameterless one."""
     for parameter in model.parameters():
         return parameter.device
     return torch.device("cpu")
@@ -86,7 +87,7 @@ def score_spans(
                 "add a BOS token before the completion",
             )
         )
-    device = _device(model)
+    device = model_device(model)
     order = sorted(range(n), key=lambda i: -len(sequences[i]))
     with torch.no_grad():
         for first in range(0, n, batch_size):

@@ -191,8 +191,9 @@ class DamageBudget:
             **{key: _number(data, key, what, getattr(defaults, key)) for key in defaults.to_dict()}
         )
 
-    def failures(self, metrics: Mapping[str, float | None]) -> list[str]:
-        """One reason per damage metric that is missing or outside the budget."""
+    def failures(self, metrics: Mapping[str, float | None], require_all: bool = True) -> list[str]:
+        """One reason per damage metric outside the budget, and per missing one when
+        ``require_all`` (a search checks the cheap metrics before the costly ones exist)."""
         limits = (
             ("perplexity_ratio", "<=", self.max_perplexity_ratio),
             ("builtin_accuracy_delta", ">=", -self.max_builtin_accuracy_drop),
@@ -203,7 +204,8 @@ class DamageBudget:
         for key, op, limit in limits:
             value = metrics.get(key)
             if value is None or not math.isfinite(value):
-                reasons.append(f"{key} not measured")
+                if require_all:
+                    reasons.append(f"{key} not measured")
             elif (op == "<=" and value > limit) or (op == ">=" and value < limit):
                 reasons.append(f"{key} {value:.4g} outside the budget ({op} {limit:g})")
         return reasons

@@ -308,26 +308,24 @@ class Tune:
 
     def damage(self, setting: Setting, full: bool) -> dict[str, float]:
         """Damage metrics of SEA under ``setting`` (``full`` adds the costly ones)."""
-        metrics = {"perplexity_ratio": self.perplexity(setting) / self.perplexity(None)}
-        metrics["perplexity"] = self.perplexity(setting)
+        perplexity = self.perplexity(setting)
+        metrics = {
+            "perplexity": perplexity,
+            "perplexity_ratio": perplexity / self.perplexity(None),
+        }
         if full:
-            metrics["builtin_accuracy_delta"] = self.builtin_accuracy(
-                setting
-            ) - self.builtin_accuracy(None)
-            metrics["builtin_accuracy"] = self.builtin_accuracy(setting)
-            metrics["generation_delta"] = self.answer_rate(setting) - self.answer_rate(None)
-            metrics["answer_rate"] = self.answer_rate(setting)
+            accuracy, rate = self.builtin_accuracy(setting), self.answer_rate(setting)
+            metrics["builtin_accuracy"] = accuracy
+            metrics["builtin_accuracy_delta"] = accuracy - self.builtin_accuracy(None)
+            metrics["answer_rate"] = rate
+            metrics["generation_delta"] = rate - self.answer_rate(None)
         return metrics
 
     # -- selection --------------------------------------------------------------------------
 
     def budget_failures(self, metrics: dict[str, Any], full: bool) -> list[str]:
         """Budget failures among the measured metrics (unmeasured ones pass until ``full``)."""
-        measured = {k: metrics.get(k) for k in metrics}
-        failures = self.options.budget.failures(measured)
-        if not full:
-            failures = [f for f in failures if "not measured" not in f]
-        return failures
+        return self.options.budget.failures(metrics, require_all=full)
 
     def elapsed_minutes(self) -> float:
         """Minutes since the run started."""

@@ -107,3 +107,11 @@ def test_worse_than_compares_the_same_effect_only() -> None:
     assert worse_than(better, worse) is None
     assert worse_than(other, better) is None
     assert worse_than(better, None) is None
+
+
+def test_a_partial_check_skips_only_the_missing_metrics() -> None:
+    budget = DamageBudget()
+    cheap = {"perplexity_ratio": 1.01, "logprob_per_token_delta": -0.5}
+    reasons = budget.failures(cheap, require_all=False)
+    assert reasons == ["logprob_per_token_delta -0.5 outside the budget (>= -0.1)"]
+    assert len(budget.failures(cheap)) == 3  # plus the two unmeasured ones
