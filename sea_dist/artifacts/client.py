@@ -8,6 +8,7 @@ full artifact verification (layout, checksum against the manifest, shapes).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -29,59 +30,113 @@ from sea_dist.artifacts.manifest import (
     PROJECTIONS_FILE,
     Manifest,
     manifest_from_dict,
+    manifest_from_json,
 )
-from sea_dist.artifacts.refs import NotFoundError, Resolved, check_name
+from sea_dist.artifacts.refs import NotFoundError, Resolved, check_alias, check_name, parse_ref
+from sea_dist.artifacts.responses import (
+    MAX_JSON_BYTES,
+    MAX_JSON_SECONDS,
+    NOT_THE_API,
+    aliases_answer,
+    check_name_value,
+    check_sha256,
+    check_version,
+    diff_answer,
+    field,
+    history_answer,
+    names_answer,
+    parse_json,
+    read_bounded,
+    versions_answer,
+)
 from sea_dist.artifacts.tensors import sha256_hex
-from sea_dist.errors import ArtifactError, RegistryError, expected_found
+from sea_dist.errors import ArtifactError, RegistryError, excerpt, expected_found
+
+MAX_DOWNLOAD_BYTES = 16 << 30  # 16 GiB: an 80-layer d = 8192 edit at k ~ d/4 in float32
+MAX_ERROR_BYTES = 64 << 10
+
+
+def _error_answer(error: urllib.error.HTTPError, address: str) -> Exception:
+    """The exception for an HTTP error status, typed by the API's JSON error document."""
+    try:
+        body = read_bounded(error, MAX_ERROR_BYTES, address, max_seconds=MAX_JSON_SECONDS)
+        info = json.loads(body)["error"]
+        message, kind = str(info["message"]), str(info["type"])
+    except (ValueError, KeyError, TypeError, RecursionError, RegistryError, OSError):
+        message = f"{address}: HTTP {error.code} {excerpt(error.reason)}; {NOT_THE_API}"
+        kind = "RegistryError"
+    message = message if len(message) <= 500 else message[:500] + "... (cut)"
+    if kind == MissingArtifactFileError.__name__:  # a damaged version, not a bad ref
+        return MissingArtifactFileError(message)
+    if error.code == 404:
+        return NotFoundError(message)
+    if kind == "ArtifactError":
+        return ArtifactError(message)
+    return RegistryError(message)
 
 
 class HttpRegistry:
     """Query a registry served by ``sea-dist registry serve``.
 
+    Nothing the server sends is trusted: answers are read up to a size limit, JSON answers must
+    be JSON of the API's schema (:mod:`sea_dist.artifacts.responses`), and downloads are bounded
+    by the size the manifest states and by ``max_download_bytes``.
+
     Args:
         url: base address, e.g. ``http://127.0.0.1:8765``.
-        timeout: seconds per request.
+        timeout: seconds per socket operation (connect, each read).
+        max_download_bytes: the largest projections file a download accepts.
+        max_answer_seconds: the longest a JSON answer may take to arrive in full.
     """
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        max_answer_seconds: float = MAX_JSON_SECONDS,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.max_download_bytes = max_download_bytes
+        self.max_answer_seconds = max_answer_seconds
 
     def _request(
-        self, path: str, params: dict[str, str | None] | None = None
-    ) -> tuple[bytes, dict[str, str]]:
+        self,
+        path: str,
+        params: dict[str, str | None] | None = None,
+        *,
+        limit: int = MAX_JSON_BYTES,
+        timed: bool = True,
+    ) -> tuple[bytes, dict[str, str], str]:
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         address = f"{self.url}/v1/{path}" + (f"?{query}" if query else "")
         try:
             with urllib.request.urlopen(address, timeout=self.timeout) as response:  # noqa: S310
-                return response.read(), dict(response.headers.items())
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                body = read_bounded(
+                    response,
+                    limit,
+                    address,
+                    announced=headers.get("content-length"),
+                    max_seconds=self.max_answer_seconds if timed else None,
+                )
+                return body, headers, address
         except urllib.error.HTTPError as error:
-            body = error.read()
-            try:
-                info = json.loads(body)["error"]
-                message, kind = str(info["message"]), str(info["type"])
-            except (ValueError, KeyError, TypeError):
-                message, kind = f"HTTP {error.code} from {address}", "RegistryError"
-            if kind == MissingArtifactFileError.__name__:  # a damaged version, not a bad ref
-                raise MissingArtifactFileError(message) from None
-            if error.code == 404:
-                raise NotFoundError(message) from None
-            if kind == "ArtifactError":
-                raise ArtifactError(message) from None
-            raise RegistryError(message) from None
-        except (urllib.error.URLError, OSError) as error:
+            raise _error_answer(error, address) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise RegistryError(
                 expected_found(
                     "registry", "a reachable sea-dist registry server", self.url, f"{error}"
                 )
             ) from None
 
-    def _json(self, path: str, params: dict[str, str | None] | None = None) -> Any:
-        body, _ = self._request(path, params)
-        return json.loads(body)
+    def _json(self, path: str, params: dict[str, str | None] | None = None) -> tuple[Any, str]:
+        body, headers, address = self._request(path, params)
+        return parse_json(body, headers.get("content-type"), address), address
 
     def names(self) -> list[str]:
-        return list(self._json("names")["names"])
+        return names_answer(*self._json("names"))
 
     def versions(
         self,
@@ -93,48 +148,80 @@ class HttpRegistry:
         before: str | None = None,
     ) -> list[dict[str, Any]]:
         params = {"model_id": model_id, "dataset": dataset, "after": after, "before": before}
-        return list(self._json(f"names/{quote(check_name(name))}/versions", params)["versions"])
+        data, address = self._json(f"names/{quote(check_name(name))}/versions", params)
+        return versions_answer(data, name, address)
 
     def resolve(self, ref: str) -> Resolved:
-        data = self._json(f"resolve/{quote(ref, safe='@:')}")
-        return Resolved(name=data["name"], version=int(data["version"]), sha256=data["sha256"])
+        wanted = parse_ref(ref)
+        data, address = self._json(f"resolve/{quote(ref, safe='@:')}")
+        resolved = Resolved(
+            name=check_name_value(field(data, "name", str, address), "name", address),
+            version=check_version(field(data, "version", int, address), "version", address),
+            sha256=check_sha256(field(data, "sha256", str, address), "sha256", address),
+        )
+        # The answer must be an answer to this question, not to another one.
+        if (wanted.name and resolved.name != wanted.name) or (
+            wanted.version and resolved.version != wanted.version
+        ):
+            raise RegistryError(expected_found(address, f"a version of {ref}", resolved.ref))
+        if wanted.sha256 and not resolved.sha256.startswith(wanted.sha256):
+            raise RegistryError(
+                expected_found(
+                    address, f"a version whose sha256 starts {wanted.sha256}", resolved.sha256
+                )
+            )
+        return resolved
 
     def manifest(self, ref: str) -> Manifest:
         resolved = self.resolve(ref)
-        data = self._json(f"artifacts/{resolved.name}/{resolved.version}/manifest")
-        return manifest_from_dict(data, f"{self.url} {resolved.ref} {MANIFEST_FILE}")
+        data, address = self._json(f"artifacts/{resolved.name}/{resolved.version}/manifest")
+        return manifest_from_dict(data, f"{address} {MANIFEST_FILE}")
 
     def aliases(self, name: str) -> dict[str, int]:
-        return {
-            k: int(v) for k, v in self._json(f"names/{check_name(name)}/aliases")["aliases"].items()
-        }
+        return aliases_answer(*self._json(f"names/{quote(check_name(name))}/aliases"))
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
-        return list(
-            self._json(f"names/{check_name(name)}/aliases/{quote(alias)}/history")["history"]
-        )
+        path = f"names/{quote(check_name(name))}/aliases/{quote(check_alias(alias))}/history"
+        return history_answer(*self._json(path))
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
-        return dict(self._json("diff", {"a": a, "b": b}))
+        parse_ref(a), parse_ref(b)  # a malformed reference is the caller's error, not the server's
+        return diff_answer(*self._json("diff", {"a": a, "b": b}))
+
+    def _file(self, resolved: Resolved, file_name: str, limit: int) -> bytes:
+        body, headers, address = self._request(
+            f"artifacts/{resolved.name}/{resolved.version}/files/{file_name}",
+            limit=limit,
+            timed=False,  # a large download may take long; each read has its own timeout
+        )
+        announced = headers.get("x-content-sha256")
+        if announced != sha256_hex(body):
+            raise ArtifactError(
+                expected_found(
+                    f"{address}",
+                    f"a body with sha256 {excerpt(announced)}",
+                    sha256_hex(body),
+                    "download it again",
+                )
+            )
+        return body
 
     def _fetch(self, resolved: Resolved) -> tuple[bytes, bytes]:
-        files = {}
-        for file_name in (MANIFEST_FILE, PROJECTIONS_FILE):
-            body, headers = self._request(
-                f"artifacts/{resolved.name}/{resolved.version}/files/{file_name}"
-            )
-            announced = {k.lower(): v for k, v in headers.items()}.get("x-content-sha256")
-            if announced != sha256_hex(body):
-                raise ArtifactError(
-                    expected_found(
-                        f"{self.url} {resolved.ref} {file_name}",
-                        f"a body with sha256 {announced}",
-                        sha256_hex(body),
-                        "download it again",
-                    )
+        manifest_raw = self._file(resolved, MANIFEST_FILE, MAX_JSON_BYTES)
+        # The manifest states the projections' size: read no more than that (and the cap).
+        size = manifest_from_json(
+            manifest_raw, f"{self.url} {resolved.ref} {MANIFEST_FILE}"
+        ).size_bytes
+        if size > self.max_download_bytes:
+            raise RegistryError(
+                expected_found(
+                    f"{self.url} {resolved.ref} {PROJECTIONS_FILE}",
+                    f"at most max_download_bytes={self.max_download_bytes} bytes",
+                    f"{size} bytes stated by the manifest",
+                    "raise HttpRegistry(max_download_bytes=...) if this artifact is genuine",
                 )
-            files[file_name] = body
-        return files[MANIFEST_FILE], files[PROJECTIONS_FILE]
+            )
+        return manifest_raw, self._file(resolved, PROJECTIONS_FILE, size)
 
     def _verified(self, ref: str, framework: Framework) -> tuple[Artifact, bytes, bytes]:
         resolved = self.resolve(ref)

@@ -144,6 +144,17 @@ class Registry:
     def __init__(
         self, url: str = DEFAULT_REGISTRY, storage_options: Mapping[str, Any] | None = None
     ) -> None:
+        if str(url).startswith(("http://", "https://")):
+            # fsspec would accept it and fail on the first write, after the caller's work.
+            raise RegistryError(
+                expected_found(
+                    "registry",
+                    "a folder or fsspec URL (the storage behind the registry)",
+                    str(url),
+                    "the HTTP API of 'sea-dist registry serve' is read-only: query it with "
+                    "open_registry(url) or --registry, publish into its storage folder or URL",
+                )
+            )
         self.storage = Storage(url, storage_options)
         self.url = self.storage.url
         self._markers: MarkerCache = {}  # markers are immutable: parse each once per instance

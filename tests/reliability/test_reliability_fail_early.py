@@ -122,6 +122,36 @@ def test_a_writable_config_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert list(tmp_path.iterdir()) == []  # the check itself writes nothing
 
 
+@pytest.mark.bad_input
+@pytest.mark.parametrize("via", ["config", "env", "flag"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "https://registry.example/r"])
+def test_publish_into_the_http_api_is_refused_first(
+    via: str,
+    url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Wherever the http:// registry comes from, publish refuses it before touching anything."""
+    from sea_dist.artifacts.synthetic import write_synthetic_fit
+
+    fit = tmp_path / "fit"
+    write_synthetic_fit(fit)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEA_DIST_REGISTRY", raising=False)
+    argv = ["publish", str(fit), "--name", "demo"]
+    if via == "config":
+        argv += ["--config", str(_config(tmp_path, publish={"registry": url}))]
+    elif via == "env":
+        monkeypatch.setenv("SEA_DIST_REGISTRY", url)
+    else:
+        argv += ["--registry", url]
+    before = tree_digest(tmp_path)
+    outcome = run_cli(argv, capsys)
+    assert refusal_problems(outcome, "read-only") == []
+    assert changes(before, tree_digest(tmp_path)) == []
+
+
 # -- joining a cluster is bounded --------------------------------------------------------------
 
 
