@@ -30,12 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sea_dist.config import load_config
         from sea_dist.evaluate.report import metrics_table
         from sea_dist.evaluate.runner import evaluate_before_after
+        from sea_dist.outputs import anchor_outputs, anchored
 
-        config = load_config(args.config)
+        config = anchor_outputs(load_config(args.config))
         artifact = args.artifact or f"{config.publish.name}@latest"
-        metrics, notes = evaluate_before_after(
-            config, artifact, registry=args.registry or config.publish.registry
-        )
+        registry = anchored(args.registry or config.publish.registry, "--registry")
+        metrics, notes = evaluate_before_after(config, artifact, registry=registry)
         print(metrics_table(metrics), flush=True)
         return {
             "artifact": artifact,

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         fit_dir = args.fit_dir
         if fit_dir is None:
             from sea_dist.config import SeaConfig, load_config
+            from sea_dist.outputs import anchor_outputs
 
-            fit_dir = (load_config(args.config) if args.config else SeaConfig()).fit.out
+            config = load_config(args.config) if args.config else SeaConfig()
+            fit_dir = anchor_outputs(config).fit.out  # where the fit job wrote it
         resolved = publish_run(
             fit_dir,
             name=args.name,
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             aliases=tuple(args.alias),
             config_path=args.config,
         )
-        return {"artifact": resolved.ref, "sha256": resolved.sha256}
+        return {"artifact": resolved.ref, "sha256": resolved.sha256, "registry": resolved.registry}
 
     return run_job("publish", body)
 

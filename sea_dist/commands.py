@@ -90,9 +90,10 @@ def _demo_model(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sea_dist.config import check_run_preconditions, load_config
+    from sea_dist.outputs import anchor_outputs
     from sea_dist.pipeline import run_pipeline
 
-    config = load_config(args.config)
+    config = anchor_outputs(load_config(args.config))
     # Before any work: collect and fit take long, and publish must not fail after them.
     check_run_preconditions(
         config, evaluate=not args.no_evaluate, overwrite_store=args.overwrite_store

@@ -124,8 +124,11 @@ def run_pipeline(
     from sea_dist.collect.driver import collect
     from sea_dist.config import check_run_preconditions
     from sea_dist.fit import fit_store
+    from sea_dist.outputs import anchor_outputs
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
+    # Every output absolute, none inside a Ray job's temporary working-directory copy.
+    config = anchor_outputs(config)
     # refuse what can be refused before a cluster starts (jobs and scheduled runs included)
     check_run_preconditions(config, evaluate=evaluate, overwrite_store=overwrite_store)
     seconds: dict[str, float] = {}

@@ -187,28 +187,21 @@ def _print_json(data: Any) -> None:
 
 def _reader(args: argparse.Namespace) -> Any:
     from sea_dist.artifacts.registry import open_registry
+    from sea_dist.outputs import anchored
 
-    return open_registry(args.registry or _default_registry())
+    return open_registry(anchored(args.registry or _default_registry(), "--registry"))
 
 
 def _writer(args: argparse.Namespace) -> Any:
-    from sea_dist.artifacts.registry import Registry
-    from sea_dist.errors import RegistryError
+    from sea_dist.artifacts.registry import Registry  # refuses the read-only http:// API
+    from sea_dist.outputs import anchored
 
-    url = args.registry or _default_registry()
-    if url.startswith(("http://", "https://")):
-        raise RegistryError(
-            f"registry: expected a folder or fsspec URL for a write, found {url!r}"
-            "; the HTTP API is read-only, use the storage URL"
-        )
-    return Registry(url)
+    return Registry(anchored(args.registry or _default_registry(), "--registry"))
 
 
 def _publish(args: argparse.Namespace) -> int:
     from sea_dist.artifacts.publish import publish_run
 
-    if args.registry and args.registry.startswith(("http://", "https://")):
-        _writer(args)  # raises the read-only error
     # Precedence: --registry, $SEA_DIST_REGISTRY, the config's publish.registry, the default.
     registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or None
     outcome = publish_run(
@@ -221,7 +214,7 @@ def _publish(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(outcome.to_dict())
     else:
-        print(f"{outcome.ref} sha256:{outcome.sha256}")
+        print(f"{outcome.ref} sha256:{outcome.sha256} (registry {outcome.registry})")
         for promotion in outcome.promotions:
             print(promotion.line())
     return 0

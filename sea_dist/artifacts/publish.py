@@ -206,6 +206,8 @@ class PublishOutcome:
 
     resolved: Resolved
     promotions: tuple[PromotionResult, ...] = ()
+    registry: str = ""
+    """The registry's absolute location (folder or URL)."""
 
     @property
     def ref(self) -> str:
@@ -224,7 +226,11 @@ class PublishOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved version's JSON plus ``promotions``."""
-        return {**self.resolved.to_dict(), "promotions": [p.to_dict() for p in self.promotions]}
+        return {
+            **self.resolved.to_dict(),
+            "registry": self.registry,
+            "promotions": [p.to_dict() for p in self.promotions],
+        }
 
 
 def publish_run(
@@ -249,6 +255,7 @@ def publish_run(
     """
     from sea_dist.artifacts.registry import Registry
     from sea_dist.config import PublishConfig, config_to_dict, load_config
+    from sea_dist.outputs import anchored
 
     full: dict[str, Any] | None = None
     publish_config = PublishConfig()
@@ -268,7 +275,12 @@ def publish_run(
         full = {"publish": config_to_dict(chosen)}
     for alias in chosen.aliases:  # refuse a bad alias before anything is published
         check_alias(alias)
-    target = Registry(chosen.registry, storage_options=storage_options)
+    # A relative registry resolves against $SEA_DIST_OUTPUT_BASE, never into a Ray job's
+    # temporary working-directory copy.
+    target = Registry(
+        anchored(chosen.registry, "publish.registry"),
+        storage_options=storage_options,
+    )
     resolved = target.publish(
         fit_dir, chosen.name, config=full, recipe=recipe, evaluation=evaluation
     )
@@ -276,4 +288,4 @@ def publish_run(
         target.promote(chosen.name, resolved.version, alias, gated_aliases=chosen.gated_aliases)
         for alias in chosen.aliases
     )
-    return PublishOutcome(resolved, promotions)
+    return PublishOutcome(resolved, promotions, target.url)

@@ -35,6 +35,7 @@ from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
 from sea_dist.errors import SeaDistError
+from sea_dist.outputs import anchored
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.target import check_store_target
 
@@ -337,7 +338,9 @@ def collect(
             the store URL holds anything but a store (refused before the cluster starts).
         CollectError: a shard kept failing.
     """
-    url = normalise_url(config.store.url)
+    # Relative store URLs resolve against $SEA_DIST_OUTPUT_BASE; none lands in a Ray job's
+    # temporary working-directory copy.
+    url = normalise_url(anchored(config.store.url, "store.url"))
     # Before the cluster starts and models load: a location that holds anything but a store
     # is refused here (ActivationStore.create checks again before it writes).
     check_store_target(url, overwrite or config.store.overwrite)

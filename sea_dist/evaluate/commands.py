@@ -32,12 +32,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sea_dist.config import load_config, with_overrides
     from sea_dist.evaluate.report import metrics_table
     from sea_dist.evaluate.runner import evaluate_before_after
+    from sea_dist.outputs import anchor_outputs, anchored
 
-    config = load_config(args.config)
+    config = anchor_outputs(load_config(args.config))
     if args.limit is not None:
         config = with_overrides(config, evaluate={"limit": args.limit})
     source = args.artifact or f"{config.publish.name}@latest"
-    registry = args.registry or config.publish.registry
+    registry = anchored(args.registry or config.publish.registry, "--registry")
     metrics, notes = evaluate_before_after(
         config, source, registry=registry, progress=not args.no_progress
     )

@@ -116,6 +116,7 @@ def resolve(args: argparse.Namespace) -> tuple[str, Any, str]:
         ConfigError: invalid values.
     """
     from sea_dist.config import SeaConfig, load_config, with_overrides
+    from sea_dist.outputs import anchored
 
     config = load_config(args.config) if args.config else SeaConfig()
     overrides = {
@@ -127,8 +128,9 @@ def resolve(args: argparse.Namespace) -> tuple[str, Any, str]:
         overrides["out"] = args.out
     if overrides:
         config = with_overrides(config, fit=overrides)
-    store = args.store or config.store.url
-    return store, config.fit, config.fit.out
+    store = anchored(args.store or config.store.url, "store.url")
+    out = anchored(config.fit.out, "fit.out")
+    return store, config.fit, out
 
 
 def connect_ray_if_needed(scheduler: str) -> None:

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sea_dist.outputs import anchored
+
 
 def register(subparsers: Any) -> None:
     """Add the ``tune`` and ``twofold`` subcommands."""
@@ -64,7 +66,7 @@ def _tune(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, **changes)  # re-validated in __post_init__
     if args.device is not None:
         config = with_overrides(config, model={"device": args.device})
-    out = Path(args.out or config.evaluate.out)
+    out = Path(anchored(args.out or config.evaluate.out, "--out"))
     summary = run_tune(config, options, out, progress=not args.no_progress)
     chosen = summary["chosen"]
     print(f"chosen: {chosen if chosen else 'none (no setting stays inside the damage budget)'}")
@@ -151,7 +153,7 @@ def _twofold(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, **changes)
     if args.device is not None:
         config = with_overrides(config, model={"device": args.device})
-    out = args.out or config.evaluate.out
+    out = anchored(args.out or config.evaluate.out, "--out")
     summary = run_twofold(config, out, options, progress=not args.no_progress)
     best = next(row for row in summary["settings"] if row["name"] == summary["best"])
     base = summary["unedited"]

@@ -67,7 +67,9 @@ def tiny_config(root: Path, model: Path) -> dict[str, Any]:
     }
 
 
-def submit(dashboard: str, config: Path) -> tuple[str, str, str]:
+def submit(
+    dashboard: str, config: Path, env_vars: dict[str, str] | None = None
+) -> tuple[str, str, str]:
     """Submit ``jobs/pipeline.py --config config``; wait; return (job id, final status, logs)."""
     from ray.job_submission import JobSubmissionClient
 
@@ -78,7 +80,11 @@ def submit(dashboard: str, config: Path) -> tuple[str, str, str]:
         runtime_env={
             "working_dir": str(REPO),  # uploaded; .gitignore'd paths (.venv, sea-runs) are not
             "excludes": [".git", ".gpu"],
-            "env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+            "env_vars": {
+                "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                **(env_vars or {}),
+            },
         },
     )
     deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -138,3 +144,45 @@ def test_broken_config_fails_with_one_line_error(dashboard: str, tmp_path: Path)
     result = parse_result(logs)
     assert result is not None and result["status"] == "error", logs
     assert result["error"] == "collect.batch_size: expected int, found 'eight'"
+
+
+def _relative_outputs(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every output relative, as in the README's walkthrough (sea-runs/...)."""
+    config["store"]["url"] = "sea-runs/relative/store.zarr"
+    config["fit"]["out"] = "sea-runs/relative/fit"
+    config["publish"]["registry"] = "sea-runs/relative/registry"
+    config["evaluate"]["out"] = "sea-runs/relative/eval"
+    return config
+
+
+def test_relative_outputs_without_a_base_are_refused_before_work(
+    dashboard: str, model_dir: Path, tmp_path: Path
+) -> None:
+    """Class 9 of the reliability issue: the job must not publish into Ray's temporary copy."""
+    config = tmp_path / "relative.yaml"
+    config.write_text(yaml.safe_dump(_relative_outputs(tiny_config(tmp_path, model_dir))))
+
+    job_id, status, logs = submit(dashboard, config)
+    assert status == "FAILED", f"job {job_id} ended {status}; logs:\n{logs}"
+    result = parse_result(logs)
+    assert result is not None and result["status"] == "error", logs
+    assert result["error"].startswith("store.url: expected a location that outlives the Ray job")
+    assert "SEA_DIST_OUTPUT_BASE" in result["error"] and "Traceback" not in logs
+
+
+def test_relative_outputs_land_under_the_base_the_runtime_env_names(
+    dashboard: str, model_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "relative.yaml"
+    config.write_text(yaml.safe_dump(_relative_outputs(tiny_config(tmp_path, model_dir))))
+    base = tmp_path / "shared"
+
+    job_id, status, logs = submit(dashboard, config, {"SEA_DIST_OUTPUT_BASE": str(base)})
+    assert status == "SUCCEEDED", f"job {job_id} ended {status}; logs:\n{logs}"
+    result = parse_result(logs)
+    assert result is not None and result["artifact"] == "jobs-submit@1", logs
+    root = base / "sea-runs" / "relative"
+    assert result["registry"] == str(root / "registry")  # printed absolute
+    assert result["store"] == str(root / "store.zarr") and result["fit_dir"] == str(root / "fit")
+    assert Registry(str(root / "registry")).resolve("jobs-submit").version == 1
+    assert Path(result["report"]).is_relative_to(root / "eval")

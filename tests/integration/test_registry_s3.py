@@ -212,7 +212,8 @@ def test_cli_round_trip_on_s3(s3_endpoint: str, bucket: str, tmp_path: Path) -> 
     assert cli(
         "publish", str(fit), "--name", "cli", "--registry", url, "--alias", "prod"
     ).splitlines() == [
-        f"cli@1 sha256:{sha256_hex((fit / 'projections.safetensors').read_bytes())}",
+        f"cli@1 sha256:{sha256_hex((fit / 'projections.safetensors').read_bytes())} "
+        f"(registry {url})",
         "cli@prod -> cli@1; gate passed",
     ]
     assert json.loads(cli("registry", "versions", "cli", "--registry", url, "--json"))["versions"][
