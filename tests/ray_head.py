@@ -30,8 +30,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_ray_head(prefix: str, num_cpus: int = 2) -> Iterator[str]:
-    """Run a Ray head for the ``with`` block; yields its dashboard (Jobs API) URL."""
+def local_ray_head(prefix: str, num_cpus: int = 2, gcs_port: int | None = None) -> Iterator[str]:
+    """Run a Ray head for the ``with`` block; yields its dashboard (Jobs API) URL.
+
+    ``gcs_port`` picks the head's port, for drivers that join with ``--address 127.0.0.1:PORT``.
+    """
     temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     dashboard = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
@@ -40,7 +43,7 @@ def local_ray_head(prefix: str, num_cpus: int = 2) -> Iterator[str]:
         "start",
         "--head",
         "--block",
-        f"--port={free_port()}",
+        f"--port={gcs_port or free_port()}",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard}",
         f"--ray-client-server-port={free_port()}",

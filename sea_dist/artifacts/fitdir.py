@@ -40,6 +40,7 @@ from sea_dist.artifacts.tensors import (
 from sea_dist.artifacts.values import check_projection_values
 from sea_dist.errors import ArtifactError, expected_found
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+from sea_dist.format.seal import check_seal
 
 FIT_SCHEMA_VERSION = 1
 FIT_FILE = "fit.json"
@@ -104,6 +105,7 @@ def read_fit_output(url: str) -> FitOutput:
             fit.get("schema_version"),
             "publish with the sea-dist version that fitted it",
         )
+    check_seal(fit, projections, what)  # a flipped byte in either file is never published
     tensors = parse_header(projections, f"{what}: {PROJECTIONS_FILE}")
     check_tensor_names(tensors, f"{what}: {PROJECTIONS_FILE}")
     _check_fit(fit, tensors, what)

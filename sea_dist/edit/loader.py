@@ -27,6 +27,7 @@ import torch
 from sea_dist.edit.projections import LayerProjection, SeaEdit, check_projection_tensors
 from sea_dist.errors import ArtifactError, expected_found
 from sea_dist.format.recipe import EditRecipe
+from sea_dist.format.seal import check_seal
 
 FIT_FILE = "fit.json"
 MANIFEST_FILE = "manifest.json"
@@ -262,7 +263,8 @@ def _load_fit_folder(folder: Path) -> SeaEdit:
     )
     if (folder / RECIPE_FILE).is_file():  # optional: fit outputs before recipes have none
         fields[RECIPE_KEY] = _read_json(folder / RECIPE_FILE)
-    tensors = _read_tensors(folder / PROJECTIONS_FILE)
+    tensors = _read_tensors(folder / PROJECTIONS_FILE)  # refuses a missing file or a pickle
+    check_seal(fit, (folder / PROJECTIONS_FILE).read_bytes(), str(folder))
     return edit_from_fields(fields, tensors, str(folder), manifest=fit)
 
 

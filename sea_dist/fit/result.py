@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from sea_dist.config import FitConfig, config_from_dict, config_to_dict
 from sea_dist.errors import FitError, expected_found
 from sea_dist.feature_maps import FeatureMap
+from sea_dist.format.seal import check_seal, seal
+from sea_dist.format.tensor_file import tensor_file_bytes
 
 SCHEMA_VERSION = 1
 FIT_JSON = "fit.json"
@@ -168,14 +170,15 @@ class FitResult:
         temporary = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         temporary.mkdir()
         try:
-            save_file(
+            # Reproducible bytes: equal fits publish equal sha256s, whichever process wrote them.
+            projections = tensor_file_bytes(
                 self.tensors(),
-                str(temporary / PROJECTIONS),
-                metadata={"format": "sea-dist-fit", "schema_version": str(SCHEMA_VERSION)},
+                {"format": "sea-dist-fit", "schema_version": str(SCHEMA_VERSION)},
             )
-            (temporary / FIT_JSON).write_text(
-                json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8"
-            )
+            (temporary / PROJECTIONS).write_bytes(projections)
+            # fit.json seals the projections' bytes and its own content (sea_dist.format.seal)
+            record = seal(self.to_json(), projections)
+            (temporary / FIT_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             for name in (PROJECTIONS, FIT_JSON):
                 with open(temporary / name, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -224,6 +227,7 @@ class FitResult:
                     "refit with this sea-dist version",
                 )
             )
+        check_seal(data, (folder / PROJECTIONS).read_bytes(), f"fit folder {str(folder)!r}")
         layers = []
         for entry in data["layers"]:
             prefix = f"layers.{entry['layer']}."

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sea_dist.errors import StoreError, excerpt, expected_found
+from sea_dist.format.seal import record_digest
 
 SCHEMA_VERSION = 1
 ACTIVATION_ARRAYS = ("neutral", "positive", "negative")
@@ -20,6 +21,8 @@ DIGEST_ALGORITHM = "sha256"
 """Value of the ``digests`` attribute of stores whose shard markers record content digests."""
 
 # Attributes that must match for a run to resume into an existing store.
+ATTRIBUTES_SEAL = "attributes_sha256"
+"""Group attribute: sha256 of the other attributes' canonical JSON, written at creation."""
 IDENTITY_KEYS = (
     "model_id",
     "model_revision",
@@ -188,3 +191,23 @@ def attribute_problems(attrs: Mapping[str, Any], url: str = "") -> list[str]:
     if "digests" in attrs and attrs["digests"] != DIGEST_ALGORITHM:
         bad("digests", repr(DIGEST_ALGORITHM))
     return problems
+
+
+def seal_problems(attrs: Mapping[str, Any], url: str = "") -> list[str]:
+    """The attribute seal's verdict: empty when unsealed (older stores) or intact.
+
+    Checked after :func:`attribute_problems` and the arrays' layout, so a value that is plainly
+    wrong is named as such; the seal catches what no other check can (a changed character in
+    the model revision or the demonstrations fingerprint).
+    """
+    sealed = attrs.get(ATTRIBUTES_SEAL)
+    if sealed is None or sealed == record_digest(attrs, ATTRIBUTES_SEAL):
+        return []
+    return [
+        expected_found(
+            f"{_where(url)} attributes (zarr.json)",
+            f"content with sha256 {excerpt(sealed)} (sealed at creation)",
+            "other content",
+            "they were changed after the store was created: re-collect with --overwrite",
+        )
+    ]

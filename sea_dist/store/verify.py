@@ -32,7 +32,7 @@ from sea_dist.store.integrity import (
 )
 from sea_dist.store.layout import DIGEST_ARRAY, MARKER_ARRAY, array_problem, expected_arrays
 from sea_dist.store.markers import ShardMarkers, mark_pending
-from sea_dist.store.spec import ACTIVATION_ARRAYS, StoreSpec, attribute_problems
+from sea_dist.store.spec import ACTIVATION_ARRAYS, StoreSpec, attribute_problems, seal_problems
 from sea_dist.store.zarr_store import ActivationStore, open_group
 
 READ_THREADS = 4
@@ -95,6 +95,7 @@ def verify_store(url: str, mark_pending: bool = False) -> VerifyReport:
         for name in expected_arrays(spec, has_digests=True)
     }
     report.problems += [problem for problem in layout.values() if problem is not None]
+    report.problems += seal_problems(attrs, url)
     if any(layout[name] is not None for name in (*ACTIVATION_ARRAYS, MARKER_ARRAY, DIGEST_ARRAY)):
         report.notes.append(
             "shards not checked: the activation or marker arrays are damaged or disagree "

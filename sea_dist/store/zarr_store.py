@@ -21,15 +21,18 @@ from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 from zarr.core.array_spec import ArrayConfig
 
 from sea_dist.errors import StoreError, excerpt, expected_found
+from sea_dist.format.seal import record_digest
 from sea_dist.store.integrity import LayerCheck, ShardDigest
 from sea_dist.store.layout import DIGEST_ARRAY, MARKER_ARRAY, layout_problems
 from sea_dist.store.markers import ShardMarkers, read_markers
 from sea_dist.store.spec import (
     ACTIVATION_ARRAYS,
+    ATTRIBUTES_SEAL,
     DIGEST_ALGORITHM,
     IDENTITY_KEYS,
     SCHEMA_VERSION,
     StoreSpec,
+    seal_problems,
 )
 from sea_dist.store.target import check_store_target
 
@@ -91,6 +94,7 @@ class ActivationStore:
         group = open_group(url, mode)
         store = cls(url, group, StoreSpec.from_attrs(dict(group.attrs), url))
         problems = layout_problems(group, store.spec, url, store.has_digests)
+        problems += seal_problems(dict(group.attrs), url)
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise StoreError(problems[0] + more)
@@ -145,6 +149,9 @@ class ActivationStore:
         attrs = spec.to_attrs()
         attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         attrs["digests"] = DIGEST_ALGORITHM
+        # Sealed: a changed character in an identity string (model revision, demonstrations
+        # fingerprint) would otherwise be carried into the fit and the artifact unnoticed.
+        attrs[ATTRIBUTES_SEAL] = record_digest(attrs, ATTRIBUTES_SEAL)
         group.attrs.update(attrs)
         n, shard = spec.n_rows, spec.rows_per_shard
         compressors = _compressors(spec.codec)

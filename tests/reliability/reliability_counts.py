@@ -90,6 +90,18 @@ CATEGORIES = {
     "test_no_http_query_writes_the_registry": "registry state",
     "test_forged_index_rows_are_never_shown": "registry state",
     "test_a_replaced_row_is_reported_with_reindex_as_the_fix": "registry state",
+    "test_publish_into_the_http_api_is_refused_first": "configs",
+    "test_static_file_server_is_refused_in_one_line": "HTTP answers (client side)",
+    "test_static_file_server_download_writes_nothing": "HTTP answers (client side)",
+    "test_endless_body_is_cut_at_the_limit": "HTTP answers (client side)",
+    "test_announced_huge_body_is_refused_unread": "HTTP answers (client side)",
+    "test_trickling_answer_has_a_time_limit": "HTTP answers (client side)",
+    "test_answers_of_the_wrong_shape_are_refused": "HTTP answers (client side)",
+    "test_download_reads_no_more_than_the_manifest_states": "HTTP answers (client side)",
+    "test_download_cap_refuses_before_fetching_projections": "HTTP answers (client side)",
+    "test_a_location_inside_the_copy_is_refused": "output locations",
+    "test_a_relative_base_is_refused": "output locations",
+    "test_commands_in_the_copy_refuse_relative_outputs": "output locations",
 }
 
 

@@ -26,8 +26,6 @@ from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.responses import MAX_JSON_BYTES
 from sea_dist.errors import SeaDistError
 
-pytestmark = pytest.mark.bad_input
-
 Answer = Callable[[BaseHTTPRequestHandler], None]
 SHA = "a" * 64
 
@@ -146,6 +144,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("suffix", ["", "/registry"])
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: "-".join(a[1:3]))
 def test_static_file_server_is_refused_in_one_line(
@@ -159,6 +158,7 @@ def test_static_file_server_is_refused_in_one_line(
     assert not refusal_problems(outcome), refusal_problems(outcome)
 
 
+@pytest.mark.bad_input
 def test_static_file_server_download_writes_nothing(
     static_server: str, in_workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +169,7 @@ def test_static_file_server_download_writes_nothing(
     assert not dest.exists()
 
 
+@pytest.mark.bad_input
 def test_endless_body_is_cut_at_the_limit(scripted: Callable[[dict[str, Answer]], str]) -> None:
     url = scripted({"/v1/names": _endless})
     started = time.monotonic()
@@ -177,6 +178,7 @@ def test_endless_body_is_cut_at_the_limit(scripted: Callable[[dict[str, Answer]]
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.bad_input
 def test_announced_huge_body_is_refused_unread(
     scripted: Callable[[dict[str, Answer]], str],
 ) -> None:
@@ -185,6 +187,7 @@ def test_announced_huge_body_is_refused_unread(
         HttpRegistry(url).names()
 
 
+@pytest.mark.bad_input
 def test_trickling_answer_has_a_time_limit(scripted: Callable[[dict[str, Answer]], str]) -> None:
     url = scripted({"/v1/names": _trickle})
     with pytest.raises(SeaDistError, match="complete answer within 1 s"):
@@ -294,6 +297,7 @@ WRONG_SHAPES: dict[str, tuple[dict[str, Answer], Callable[[HttpRegistry], object
 }
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("case", sorted(WRONG_SHAPES))
 def test_answers_of_the_wrong_shape_are_refused(
     case: str, scripted: Callable[[dict[str, Answer]], str]
@@ -331,6 +335,7 @@ def _proxy_with_bigger_projections(registry: Registry) -> dict[str, Answer]:
     }
 
 
+@pytest.mark.bad_input
 def test_download_reads_no_more_than_the_manifest_states(
     workspace: Workspace, scripted: Callable[[dict[str, Answer]], str], tmp_path: Path
 ) -> None:
@@ -340,6 +345,7 @@ def test_download_reads_no_more_than_the_manifest_states(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.bad_input
 def test_download_cap_refuses_before_fetching_projections(
     workspace: Workspace, served: object, tmp_path: Path
 ) -> None:

@@ -62,9 +62,10 @@ def build(root: Path, spec: StoreSpec = SPEC) -> Path:
 
 
 def make_legacy(store: Path) -> None:
-    """Turn a store into one written before digests: no ``digests`` attribute, no digest array."""
+    """Turn a store into one written before digests: no ``digests`` attribute, no digest array
+    and no attribute seal (both came later)."""
     shutil.rmtree(store / "shard_digests")
-    edit_attrs(store, digests=None)
+    edit_attrs(store, digests=None, attributes_sha256=None)
 
 
 def edit_attrs(store: Path, **values: object) -> None:
@@ -382,6 +383,32 @@ def test_missing_attribute_is_refused(
 ) -> None:
     edit_attrs(store, model_id=None)
     assert "expected key 'model_id'" in fit_refused(store, tmp_path, capsys)
+
+
+SEALED_EDITS = {
+    "model-revision-char": ("model_revision", lambda v: v[:-1] + ("0" if v[-1] != "0" else "1")),
+    "demonstrations-fingerprint-char": (
+        "demonstrations_fingerprint",
+        lambda v: ("f" if v[0] != "f" else "e") + v[1:],
+    ),
+    "model-id-char": ("model_id", lambda v: v + "x"),
+    "created-at": ("created_at", lambda v: v.replace("20", "19", 1)),
+    "seal-itself": ("attributes_sha256", lambda v: ("0" if v[0] != "0" else "1") + v[1:]),
+}
+
+
+@pytest.mark.parametrize("case", list(SEALED_EDITS))
+def test_a_changed_identity_attribute_is_caught_by_the_seal(
+    case: str, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Values that stay well-formed (a character of a fingerprint) pass every other check; the
+    attribute seal written at creation catches them, in the fit and in verify."""
+    key, change = SEALED_EDITS[case]
+    meta = json.loads((store / "zarr.json").read_text())
+    edit_attrs(store, **{key: change(meta["attributes"][key])})
+    assert "sealed at creation" in fit_refused(store, tmp_path, capsys)
+    outcome = verify_lines(store, capsys)
+    assert outcome.code == 2 and any("sealed at creation" in p for p in problem_lines(outcome))
 
 
 # -- damaged or missing metadata files --------------------------------------------------------
