@@ -25,10 +25,12 @@ from sea_dist.errors import SeaDistError
 # Modules that define subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
     "sea_dist.commands",
+    "sea_dist.data.commands",
     "sea_dist.collect.commands",
     "sea_dist.store.commands",
     "sea_dist.fit.commands",
     "sea_dist.artifacts.commands",
+    "sea_dist.edit.export_command",
     "sea_dist.evaluate.commands",
     "sea_dist.studies.commands",
     "sea_dist.schedule.commands",

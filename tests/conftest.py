@@ -87,3 +87,18 @@ def demo_model(demo_model_dir: Path) -> LoadedModel:
     from sea_dist.models import load_model
 
     return load_model(ModelConfig(id=DEMO_MODEL_ID))
+
+
+@pytest.fixture
+def no_benchmark_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No benchmark file anywhere: empty $SEA_DIST_DATA_DIR and data cache, no ../shared/data.
+
+    The shared folder is a fact of this machine, so its lookup is replaced (the one boundary).
+    """
+    import sea_dist.data.locate as locate
+
+    empty = tmp_path / "no-benchmark-data"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("SEA_DIST_DATA_DIR", str(empty))
+    monkeypatch.setenv("SEA_DIST_DATA_CACHE", str(empty))
+    monkeypatch.setattr(locate, "shared_data_dir", lambda: None)

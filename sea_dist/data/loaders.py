@@ -58,14 +58,13 @@ def default_path(source: str) -> Path:
         raise DataError(
             f"data.path: expected a file path for source {source!r}, found None; set data.path"
         )
-    data_dir = default_data_dir()
-    if data_dir is None:
-        raise DataError(
-            f"{source}: expected a benchmark data folder, found none "
-            f"(${DATA_DIR_ENV} unset and no ../shared/data); set {DATA_DIR_ENV} "
-            "or data.path"
-        )
-    return data_dir / DEFAULT_FILES[source]
+    # Here, not at module level: locate imports this module.
+    from sea_dist.data.locate import find_benchmark_file, missing_data_hint
+
+    path = find_benchmark_file(DEFAULT_FILES[source])
+    if path is None:
+        raise DataError(missing_data_hint(source) + " (or set data.path)")
+    return path
 
 
 def load_demonstrations(config: DataConfig) -> list[Demonstration]:

@@ -133,14 +133,17 @@ def heldout_truthfulqa(config: SeaConfig, notes: list[str]) -> list[Any]:
     """The TruthfulQA questions not among the fit's demonstrations, seeded subset of
     ``evaluate.limit`` (empty, with a note, when the benchmark file is missing)."""
     from sea_dist.data import load_demonstrations, load_truthfulqa_items
-    from sea_dist.evaluate.runner import benchmark_data_dir, subset
+    from sea_dist.evaluate.runner import (
+        TRUTHFULQA_FILE,
+        benchmark_file,
+        missing_benchmark,
+        subset,
+    )
 
-    data_dir = benchmark_data_dir(config)
-    path = data_dir / "truthfulqa" / "TruthfulQA.csv" if data_dir else None
-    if path is None or not path.is_file():
-        notes.append(
-            "gate: no truthfulqa/TruthfulQA.csv (set evaluate.data_dir); the effect is not "
-            "measured and the gate refuses"
+    path = benchmark_file(config, TRUTHFULQA_FILE)
+    if path is None:
+        missing_benchmark(
+            TRUTHFULQA_FILE, "gate: the effect is not measured and the gate refuses", notes
         )
         return []
     items = load_truthfulqa_items(path)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sea_dist.config import SeaConfig
+from sea_dist.errors import DataError
 from sea_dist.evaluate.report import MetricRow
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,35 @@ def subset(items: Sequence[Any], limit: int | None, seed: int = 0) -> list[Any]:
     return [items[i] for i in chosen]
 
 
-def benchmark_data_dir(config: SeaConfig) -> Path | None:
-    """``evaluate.data_dir``, else :func:`sea_dist.data.default_data_dir` (None: not found)."""
-    from sea_dist.data import default_data_dir
+TRUTHFULQA_FILE = "truthfulqa/TruthfulQA.csv"
+BBQ_FILE = "bbq/bbq-validation-disambig.jsonl"
 
-    if config.evaluate.data_dir:
-        return Path(config.evaluate.data_dir)
-    return default_data_dir()
+
+def benchmark_file(config: SeaConfig, relative: str) -> Path | None:
+    """Where a benchmark file is found: ``evaluate.data_dir``, ``$SEA_DIST_DATA_DIR``, the data
+    cache, ``../shared/data`` (:func:`sea_dist.data.locate.find_benchmark_file`); None if none."""
+    from sea_dist.data.locate import find_benchmark_file
+
+    return find_benchmark_file(relative, config.evaluate.data_dir)
+
+
+def benchmark_file_or_raise(config: SeaConfig, relative: str) -> Path:
+    """:func:`benchmark_file`, or a one-line ``DataError`` naming the command that fetches it."""
+    from sea_dist.data.locate import missing_data_hint
+
+    path = benchmark_file(config, relative)
+    if path is None:
+        raise DataError(missing_data_hint(relative))
+    return path
+
+
+def missing_benchmark(relative: str, what: str, notes: list[str]) -> None:
+    """Say on the console (not only in the report) that ``relative`` is missing, and the fix."""
+    from sea_dist.data.locate import missing_data_hint
+
+    hint = missing_data_hint(relative)
+    log.warning("%s: %s", what, hint)
+    notes.append(f"{what}: {hint}")
 
 
 def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, Scorer]:
@@ -66,13 +89,12 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
     template = make_template(config.data, tokenizer)
     batch = config.evaluate.batch_size
     limit = config.evaluate.limit
-    data_dir = benchmark_data_dir(config)
     scorers: dict[str, Scorer] = {}
     for task in config.evaluate.tasks:
         if task == "truthfulqa":
-            path = data_dir / "truthfulqa" / "TruthfulQA.csv" if data_dir else None
-            if path is None or not path.is_file():
-                notes.append("truthfulqa skipped: no TruthfulQA.csv (set evaluate.data_dir)")
+            path = benchmark_file(config, TRUTHFULQA_FILE)
+            if path is None:
+                missing_benchmark(TRUTHFULQA_FILE, "truthfulqa skipped", notes)
                 continue
             tqa = subset(load_truthfulqa_items(path), limit)
 
@@ -82,11 +104,9 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
 
             scorers[f"truthfulqa (n={len(tqa)})"] = truthfulqa
         elif task == "bbq":
-            path = data_dir / "bbq" / "bbq-validation-disambig.jsonl" if data_dir else None
-            if path is None or not path.is_file():
-                notes.append(
-                    "bbq skipped: no bbq-validation-disambig.jsonl (set evaluate.data_dir)"
-                )
+            path = benchmark_file(config, BBQ_FILE)
+            if path is None:
+                missing_benchmark(BBQ_FILE, "bbq skipped", notes)
                 continue
             bbq_items = subset(load_bbq_items(path), limit)
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from sea_dist.config import SeaConfig
-from sea_dist.errors import ConfigError, DataError, expected_found
+from sea_dist.errors import ConfigError, expected_found
 from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
 from sea_dist.evaluate.truthfulqa import mc_from_logprobs
 from sea_dist.studies.fits import (
@@ -377,27 +377,13 @@ def run_tune(
         The summary written to ``tune.json``.
     """
     from sea_dist.data import load_truthfulqa_items
-    from sea_dist.evaluate.runner import benchmark_data_dir, subset
+    from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
     from sea_dist.models import load_model
     from sea_dist.studies.space import PRESETS
     from sea_dist.studies.tune_report import summarise, write_tune_report
 
-    data_dir = benchmark_data_dir(config)
-    if data_dir is None:
-        raise DataError(
-            expected_found(
-                "benchmark data folder",
-                "evaluate.data_dir, SEA_DIST_DATA_DIR or ../shared/data",
-                "none of them",
-                "point evaluate.data_dir at the folder holding truthfulqa/",
-            )
-        )
-    files = []
-    for name in (options.dev, options.test):
-        path = data_dir / "truthfulqa" / name
-        if not path.is_file():
-            raise DataError(expected_found("tune fold", str(path), "no such file"))
-        files.append(path)
+    folds = (options.dev, options.test)
+    files = [benchmark_file_or_raise(config, f"truthfulqa/{name}") for name in folds]
     if files[0].resolve() == files[1].resolve():
         raise ConfigError(expected_found("tune.test", "a file other than tune.dev", options.test))
     dev = subset(load_truthfulqa_items(files[0]), options.dev_limit, options.seed)

@@ -78,25 +78,19 @@ class StudyData:
     heldout: list[str]
 
 
-def fold_items(data_dir: Path, limit: int | None) -> list[list[Any]]:
-    """The two TruthfulQA folds' items (a seeded subset of ``limit`` each when set)."""
-    from sea_dist.data import load_truthfulqa_items
-    from sea_dist.evaluate.runner import subset
+def fold_items(config: SeaConfig, limit: int | None) -> list[list[Any]]:
+    """The two TruthfulQA folds' items (a seeded subset of ``limit`` each when set).
 
-    folds = []
-    for name in FOLD_FILES:
-        path = data_dir / "truthfulqa" / name
-        if not path.is_file():
-            raise DataError(
-                expected_found(
-                    "two-fold TruthfulQA",
-                    f"{path}",
-                    "no such file",
-                    "set evaluate.data_dir or SEA_DIST_DATA_DIR to the benchmark data folder",
-                )
-            )
-        folds.append(subset(load_truthfulqa_items(path), limit))
-    return folds
+    Raises:
+        DataError: a fold file is found nowhere (the message names the fetch command).
+    """
+    from sea_dist.data import load_truthfulqa_items
+    from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
+
+    return [
+        subset(load_truthfulqa_items(benchmark_file_or_raise(config, f"truthfulqa/{name}")), limit)
+        for name in FOLD_FILES
+    ]
 
 
 def study_fingerprint(config: SeaConfig, revision: str, ids: Sequence[str]) -> str:
@@ -303,24 +297,13 @@ def run_twofold(
     """
     from tqdm.auto import tqdm
 
-    from sea_dist.evaluate.runner import benchmark_data_dir
     from sea_dist.models import load_model
     from sea_dist.studies.twofold_bbq import run_bbq
     from sea_dist.studies.twofold_report import summarise, write_twofold_report
 
     options = options or TwofoldOptions()
     check_options(options)
-    data_dir = benchmark_data_dir(config)
-    if data_dir is None:
-        raise DataError(
-            expected_found(
-                "benchmark data folder",
-                "evaluate.data_dir, SEA_DIST_DATA_DIR or ../shared/data",
-                "none of them",
-                "point evaluate.data_dir at the folder holding truthfulqa/",
-            )
-        )
-    folds = fold_items(data_dir, options.limit)
+    folds = fold_items(config, options.limit)
     loaded = loaded or load_model(config.model)
     check_space(options.settings, loaded.n_layers)
     study = TwofoldStudy(config, loaded, Path(out), options, progress)
@@ -367,6 +350,6 @@ def run_twofold(
         chosen = next((s for s in options.settings if s.name == name), None)
         if chosen is None:
             raise DataError(expected_found("--bbq", "a setting in the grid or 'best'", options.bbq))
-        summary["bbq"] = run_bbq(study, chosen, data_dir, options)
+        summary["bbq"] = run_bbq(study, chosen, options)
         write_twofold_report(summary, Path(out))
     return summary

@@ -20,8 +20,6 @@ from sea_dist.evaluate.loglik import EncodedPairs
 from sea_dist.evaluate.stats import paired_bootstrap
 from sea_dist.studies.space import Setting, variants_of
 
-BBQ_FILE = "bbq-validation-disambig.jsonl"
-
 
 def bbq_folds(path: Path, limit: int | None, seed: int = 0) -> list[list[Any]]:
     """Two disjoint halves of the BBQ rows (``limit`` rows each when set)."""
@@ -40,13 +38,12 @@ def bbq_folds(path: Path, limit: int | None, seed: int = 0) -> list[list[Any]]:
     return [[items[i] for i in fold] for fold in folds]
 
 
-def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[str, Any]:
+def run_bbq(study: Any, setting: Setting, options: Any) -> dict[str, Any]:
     """Accuracy of the unedited model, SEA and its controls, two-fold over the BBQ rows.
 
     Args:
         study: the running :class:`~sea_dist.studies.twofold.TwofoldStudy` (model, cache).
         setting: the setting to fit and apply.
-        data_dir: the benchmark data folder (holding ``bbq/``).
         options: the study's :class:`~sea_dist.studies.twofold_options.TwofoldOptions`.
 
     Returns:
@@ -54,8 +51,10 @@ def run_bbq(study: Any, setting: Setting, data_dir: Path, options: Any) -> dict[
     """
     from sea_dist.data import bbq_demonstration
     from sea_dist.evaluate.bbq import bbq_prompt
+    from sea_dist.evaluate.runner import BBQ_FILE, benchmark_file_or_raise
 
-    folds = bbq_folds(data_dir / "bbq" / BBQ_FILE, options.bbq_limit)
+    path = benchmark_file_or_raise(study.config, BBQ_FILE)
+    folds = bbq_folds(path, options.bbq_limit)
     # the cache keys name the rows, so another --bbq-limit never reuses stale entries
     ids = hashlib.sha256("\n".join(i.id for fold in folds for i in fold).encode()).hexdigest()
     task = f"bbq-{ids[:12]}"

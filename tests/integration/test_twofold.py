@@ -354,7 +354,7 @@ def test_unedited_scores_equal_score_truthfulqa(study: Study) -> None:
     from sea_dist.evaluate.truthfulqa import mc_from_logprobs, score_truthfulqa, truthfulqa_pairs
     from sea_dist.models import load_model
 
-    fold1, fold2 = fold_items(study.data_dir, None)
+    fold1, fold2 = fold_items(study.config, None)
     loaded = load_model(study.config.model)
     # the fold-1 fit is scored on fold 2 first, then the fold-2 fit on fold 1
     items = [*fold2, *fold1]
@@ -375,7 +375,7 @@ def test_each_fold_is_scored_by_the_other_folds_fit(study: Study) -> None:
     from sea_dist.models import load_model
     from sea_dist.studies.fits import ModelInfo, Recorded, build_edit, fit_recorded
 
-    folds = fold_items(study.data_dir, None)
+    folds = fold_items(study.config, None)
     loaded = load_model(study.config.model)
     info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
     setting = _grid_setting("residual")

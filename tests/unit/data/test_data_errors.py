@@ -52,12 +52,10 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert "directory" in message
 
 
-def test_missing_default_data_dir_names_the_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SEA_DIST_DATA_DIR", str(tmp_path / "absent"))
+def test_missing_default_data_names_the_file_and_the_fix(no_benchmark_data: None) -> None:
     message = _error(load_demonstrations, DataConfig(source="bbq"))
-    assert str(tmp_path / "absent" / "bbq" / "bbq-validation-disambig.jsonl") in message
+    assert "bbq/bbq-validation-disambig.jsonl" in message
+    assert "sea-dist data fetch bbq" in message and "data.path" in message
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

@@ -102,7 +102,7 @@ def test_record_measures_effect_against_controls_and_damage(
 
 
 def test_without_benchmark_data_the_effect_is_not_measured(
-    tiny_model: Any, fit_dir: Path, tmp_path: Path
+    tiny_model: Any, fit_dir: Path, tmp_path: Path, no_benchmark_data: None
 ) -> None:
     config = _config(evaluate={"batch_size": 8, "data_dir": str(tmp_path / "empty")})
     result = _evaluate(config, tiny_model, fit_dir)
@@ -113,7 +113,7 @@ def test_without_benchmark_data_the_effect_is_not_measured(
     reasons = gate_failures(result.record)
     assert "truthfulqa_mc2_margin interval not measured" in reasons
     assert "logprob_per_token_delta not measured" in reasons
-    assert any("no truthfulqa/TruthfulQA.csv" in note for note in result.notes)
+    assert any("fix: sea-dist data fetch truthfulqa" in note for note in result.notes)
 
 
 def test_fitted_questions_are_not_evaluated(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""Find a benchmark file in the places a user may have put it, in a fixed order.
+
+Order (the first folder that holds the file wins, file by file):
+
+1. ``evaluate.data_dir`` (the config; passed in by the caller),
+2. ``$SEA_DIST_DATA_DIR``,
+3. the data cache that ``sea-dist data fetch`` fills (:func:`sea_dist.data.fetch.data_cache_dir`),
+4. ``../shared/data`` next to the working directory or the checkout.
+
+Nothing is downloaded here: a missing file gives ``None``, and :func:`missing_data_hint` the one
+console line that says what is missing and the command that fetches it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sea_dist.data import loaders
+from sea_dist.data.fetch import data_cache_dir
+from sea_dist.data.sources import SOURCES, source_of
+
+CONFIG_ORIGIN = "evaluate.data_dir"
+ENV_ORIGIN = f"${loaders.DATA_DIR_ENV}"
+CACHE_ORIGIN = "data cache"
+SHARED_ORIGIN = "../shared/data"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder that may hold benchmark files, and why it is searched (``origin``)."""
+
+    origin: str
+    folder: Path
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` from the working directory, else from the checkout (first that exists)."""
+    for base in (Path.cwd(), loaders.REPO_ROOT):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def data_locations(config_data_dir: str | Path | None = None) -> list[Location]:
+    """The folders searched for benchmark files, in order (see the module doc).
+
+    Args:
+        config_data_dir: ``evaluate.data_dir`` of the config, if set.
+    """
+    locations = []
+    if config_data_dir:
+        locations.append(Location(CONFIG_ORIGIN, Path(config_data_dir).expanduser()))
+    env = os.environ.get(loaders.DATA_DIR_ENV)
+    if env:
+        locations.append(Location(ENV_ORIGIN, Path(env).expanduser()))
+    locations.append(Location(CACHE_ORIGIN, data_cache_dir()))
+    shared = shared_data_dir()
+    if shared is not None:
+        locations.append(Location(SHARED_ORIGIN, shared))
+    return locations
+
+
+def locate_benchmark_file(
+    relative_path: str | Path, config_data_dir: str | Path | None = None
+) -> tuple[Location, Path] | None:
+    """Where ``relative_path`` (``truthfulqa/TruthfulQA.csv``) is found, with its origin."""
+    for location in data_locations(config_data_dir):
+        path = location.folder / relative_path
+        if path.is_file():
+            return location, path
+    return None
+
+
+def find_benchmark_file(
+    relative_path: str | Path, config_data_dir: str | Path | None = None
+) -> Path | None:
+    """The first existing ``<folder>/<relative_path>`` in the lookup order, else None.
+
+    Args:
+        relative_path: the file below a data folder, e.g. ``truthfulqa/TruthfulQA-1.csv``.
+        config_data_dir: ``evaluate.data_dir`` of the config, if set.
+    """
+    found = locate_benchmark_file(relative_path, config_data_dir)
+    return None if found is None else found[1]
+
+
+def missing_data_hint(name: str | Path) -> str:
+    """One console line: what is missing, where it was looked for, and the exact fix.
+
+    Args:
+        name: a source name (``truthfulqa``, ``bbq``) or a file below a data folder
+            (``truthfulqa/TruthfulQA-1.csv``).
+
+    Returns:
+        e.g. ``truthfulqa/TruthfulQA.csv: expected it in evaluate.data_dir, $SEA_DIST_DATA_DIR,
+        the data cache (~/.cache/sea-dist/data) or ../shared/data, found none; fix: sea-dist
+        data fetch truthfulqa``.
+    """
+    text = str(name).replace(os.sep, "/")
+    source = text if text in SOURCES else source_of(text)
+    if text in SOURCES:
+        what = f"{text} data ({', '.join(f.relative_path for f in SOURCES[text].files)})"
+    else:
+        what = text
+    where = (
+        f"{CONFIG_ORIGIN}, {ENV_ORIGIN}, the {CACHE_ORIGIN} ({data_cache_dir()}) or {SHARED_ORIGIN}"
+    )
+    if source is not None:
+        fix = f"fix: sea-dist data fetch {source}"
+    else:
+        fix = f"fix: put it below the folder named by {CONFIG_ORIGIN} or {ENV_ORIGIN}"
+    return f"{what}: expected it in {where}, found none; {fix}"
