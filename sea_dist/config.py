@@ -123,9 +123,15 @@ class DataConfig(_Checked):
     template: Literal["qa", "chat"] = "qa"
     few_shot: bool = False
     system_prompt: str | None = None
+    holdout: float = 0.0
+    """Share of the demonstrations (after ``limit``) kept out of the fit, chosen by a hash of
+    each id; with ``source: builtin`` the ``builtin`` evaluation and the gate's damage check
+    score that part, so their accuracy is held out, not in-sample."""
 
     def _problems(self) -> list[str]:
         problems = _positive("limit", self.limit)
+        if not (math.isfinite(self.holdout) and 0.0 <= self.holdout <= 0.5):
+            problems.append(f"holdout: expected a share in [0, 0.5], found {self.holdout!r}")
         problems += _at_most("limit", self.limit, MAX_COUNT, "demonstrations")
         if self.source in ("jsonl", "csv", "parquet", "halueval") and not self.path:
             problems.append(f"path: expected a file path for source {self.source!r}, found None")
@@ -300,6 +306,11 @@ class EvaluateConfig(_Checked):
 
     tasks: tuple[Literal["truthfulqa", "bbq", "builtin"], ...] = ("truthfulqa",)
     data_dir: str | None = None
+    truthfulqa_file: str = "TruthfulQA.csv"
+    """The TruthfulQA questions scored (and used by the gate): a file name looked up under
+    ``truthfulqa/`` in the data locations (``TruthfulQA-2.csv`` scores fold 2), or a path."""
+    bbq_file: str = "bbq-validation-disambig.jsonl"
+    """The BBQ rows scored: a file name looked up under ``bbq/``, or a path."""
     limit: int | None = None
     batch_size: int = 8
     layers: LayerSpec = "all"
@@ -314,6 +325,9 @@ class EvaluateConfig(_Checked):
 
     def _problems(self) -> list[str]:
         problems = _check_layers("layers", self.layers)
+        for name in ("truthfulqa_file", "bbq_file"):
+            if not getattr(self, name).strip():
+                problems.append(f"{name}: expected a file name or path, found ''")
         if not (math.isfinite(self.alpha) and 0.0 < self.alpha <= 1.0):
             problems.append(f"alpha: expected a strength in (0, 1], found {self.alpha!r}")
         problems += _positive("limit", self.limit) + _positive("batch_size", self.batch_size)

@@ -9,7 +9,13 @@ from sea_dist.data.builtin import load_builtin_demonstrations, load_heldout_text
 from sea_dist.data.fingerprint import demonstrations_fingerprint
 from sea_dist.data.generic import load_table
 from sea_dist.data.halueval import halueval_demonstrations
-from sea_dist.data.loaders import default_data_dir, default_path, load_demonstrations
+from sea_dist.data.loaders import (
+    default_data_dir,
+    default_path,
+    load_demonstrations,
+    load_heldout_demonstrations,
+    split_holdout,
+)
 from sea_dist.data.schema import MAX_ROW_BYTES, BBQItem, Demonstration, TruthfulQAItem
 from sea_dist.data.templates import PromptTemplate, make_template
 from sea_dist.data.truthfulqa import (
@@ -33,10 +39,12 @@ __all__ = [
     "load_bbq_items",
     "load_builtin_demonstrations",
     "load_demonstrations",
+    "load_heldout_demonstrations",
     "load_heldout_text",
     "load_table",
     "load_truthfulqa_items",
     "make_template",
+    "split_holdout",
     "truthfulqa_demonstrations",
     "truthfulqa_id",
 ]

@@ -6,7 +6,9 @@ applies ``config.limit`` (the first N rows, in file order).
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,13 +69,32 @@ def default_path(source: str) -> Path:
     return path
 
 
+def split_holdout(
+    demos: Sequence[Demonstration], share: float
+) -> tuple[list[Demonstration], list[Demonstration]]:
+    """``(fit, held_out)``: ``round(share * n)`` demonstrations held out, the ones whose id
+    hashes lowest (stable when rows are added or reordered); both keep the input order."""
+    n_out = round(share * len(demos))
+    if n_out == 0:
+        return list(demos), []
+    ranked = sorted(demos, key=lambda d: hashlib.sha256(f"holdout:{d.id}".encode()).hexdigest())
+    held = {d.id for d in ranked[:n_out]}
+    return [d for d in demos if d.id not in held], [d for d in demos if d.id in held]
+
+
+def load_heldout_demonstrations(config: DataConfig) -> list[Demonstration]:
+    """The demonstrations ``data.holdout`` keeps out of the fit (empty when it is 0)."""
+    return split_holdout(_load_all(config), config.holdout)[1]
+
+
 def load_demonstrations(config: DataConfig) -> list[Demonstration]:
-    """Load, validate and limit the demonstrations described by ``config``.
+    """Load, validate and limit the demonstrations described by ``config``: the ones to fit.
 
     Args:
         config: ``source`` picks the loader; ``path`` the file (``builtin`` ignores it);
             ``positive``/``negative`` the TruthfulQA answers; ``columns`` the generic mapping;
-            ``limit`` keeps the first N rows.
+            ``limit`` keeps the first N rows; ``holdout`` then keeps a share out of the fit
+            (:func:`load_heldout_demonstrations`).
 
     Returns:
         Demonstrations in file order with unique ids.
@@ -81,6 +102,11 @@ def load_demonstrations(config: DataConfig) -> list[Demonstration]:
     Raises:
         DataError: any problem with the file or its rows (see the loaders).
     """
+    return split_holdout(_load_all(config), config.holdout)[0]
+
+
+def _load_all(config: DataConfig) -> list[Demonstration]:
+    """Every demonstration of the source, limited, before the hold-out split."""
     source = config.source
     demos: list[Demonstration]
     if source == "builtin":

@@ -113,7 +113,11 @@ class CapabilityInputs:
 
     @classmethod
     def build(
-        cls, tokenizer: Any, template: Any = None, generation_limit: int | None = 60
+        cls,
+        tokenizer: Any,
+        template: Any = None,
+        generation_limit: int | None = 60,
+        demos: Sequence[Any] | None = None,
     ) -> CapabilityInputs:
         """From the packaged built-in demonstrations and held-out text.
 
@@ -121,13 +125,15 @@ class CapabilityInputs:
             tokenizer: the model's tokenizer.
             template: renders prompts/completions (default: the default data template).
             generation_limit: built-in questions used for the answer rate (None: all).
+            demos: the built-in questions to use (default: all of them); the gate passes the
+                part ``data.holdout`` kept out of the fit.
         """
         from sea_dist.config import DataConfig
         from sea_dist.data import load_builtin_demonstrations, load_heldout_text, make_template
         from sea_dist.evaluate.loglik import EncodedPairs
 
         template = template or make_template(DataConfig(), tokenizer)
-        demos = load_builtin_demonstrations()
+        demos = list(demos) if demos is not None else load_builtin_demonstrations()
         pairs = [
             (template.render(d.prompt), template.completion(answer))
             for d in demos

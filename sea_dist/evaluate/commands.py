@@ -23,6 +23,19 @@ def register(subparsers: Any) -> None:
         "sha256:PREFIX); default: <publish.name>@latest in publish.registry",
     )
     parser.add_argument("--registry", default=None, help="registry URL (default publish.registry)")
+    parser.add_argument(
+        "--truthfulqa",
+        default=None,
+        metavar="FILE",
+        help="TruthfulQA file to score: a name under truthfulqa/ in the data locations "
+        "(TruthfulQA-2.csv: fold 2) or a path (default evaluate.truthfulqa_file)",
+    )
+    parser.add_argument(
+        "--bbq",
+        default=None,
+        metavar="FILE",
+        help="BBQ file to score: a name under bbq/ or a path (default evaluate.bbq_file)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="questions per task")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(handler=_evaluate)
@@ -35,8 +48,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sea_dist.outputs import anchor_outputs, anchored
 
     config = anchor_outputs(load_config(args.config))
-    if args.limit is not None:
-        config = with_overrides(config, evaluate={"limit": args.limit})
+    overrides = {
+        key: value
+        for key, value in (
+            ("limit", args.limit),
+            ("truthfulqa_file", args.truthfulqa),
+            ("bbq_file", args.bbq),
+        )
+        if value is not None
+    }
+    if overrides:
+        config = with_overrides(config, evaluate=overrides)
     source = args.artifact or f"{config.publish.name}@latest"
     registry = anchored(args.registry or config.publish.registry, "--registry")
     metrics, notes = evaluate_before_after(

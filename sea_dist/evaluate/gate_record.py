@@ -133,18 +133,11 @@ def heldout_truthfulqa(config: SeaConfig, notes: list[str]) -> list[Any]:
     """The TruthfulQA questions not among the fit's demonstrations, seeded subset of
     ``evaluate.limit`` (empty, with a note, when the benchmark file is missing)."""
     from sea_dist.data import load_demonstrations, load_truthfulqa_items
-    from sea_dist.evaluate.runner import (
-        TRUTHFULQA_FILE,
-        benchmark_file,
-        missing_benchmark,
-        subset,
-    )
+    from sea_dist.evaluate.runner import subset, task_file
 
-    path = benchmark_file(config, TRUTHFULQA_FILE)
+    what = "gate: the effect is not measured and the gate refuses"
+    path = task_file(config, "truthfulqa", what, notes)
     if path is None:
-        missing_benchmark(
-            TRUTHFULQA_FILE, "gate: the effect is not measured and the gate refuses", notes
-        )
         return []
     items = load_truthfulqa_items(path)
     fitted = {" ".join(d.prompt.split()) for d in load_demonstrations(config.data)}
@@ -196,6 +189,7 @@ def gate_evaluation(
     from sea_dist.edit import apply_edit, load_edit
     from sea_dist.evaluate.capability import CapabilityInputs, measure_capability
     from sea_dist.evaluate.loglik import EncodedPairs, SpanScores
+    from sea_dist.evaluate.runner import builtin_questions
     from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
     from sea_dist.evaluate.truthfulqa import mc_from_logprobs, truthfulqa_pairs
 
@@ -214,7 +208,9 @@ def gate_evaluation(
         encoded = EncodedPairs.build(tokenizer, pairs)
     variants: list[tuple[str, SeaEdit | None]] = [("unedited", None), ("edited", edit)]
     variants += [(f"control {i}", random_control(edit, i)) for i in range(controls)]
-    inputs = CapabilityInputs.build(tokenizer, template, generation_limit)
+    capability_notes: list[str] = []
+    questions = builtin_questions(config, capability_notes)
+    inputs = CapabilityInputs.build(tokenizer, template, generation_limit, demos=questions)
     bar = tqdm(
         total=(len(variants) if encoded else 0) + 2, desc="gate", unit="pass", disable=not progress
     )
@@ -340,8 +336,7 @@ def gate_evaluation(
     ]
     fingerprints["heldout_text"] = _sha("\n".join(inputs.heldout))
     fingerprints["builtin"] = _sha("\n".join(inputs.prompts))
-    if config.data.source == "builtin":
-        notes.append("gate: builtin accuracy and answer rate are in-sample (fitted on builtin)")
+    notes += [f"gate: {note}" for note in capability_notes]
     record = EvaluationRecord(
         effect=EFFECT,
         metrics=metrics,

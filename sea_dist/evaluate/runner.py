@@ -41,8 +41,30 @@ def subset(items: Sequence[Any], limit: int | None, seed: int = 0) -> list[Any]:
     return [items[i] for i in chosen]
 
 
-TRUTHFULQA_FILE = "truthfulqa/TruthfulQA.csv"
 BBQ_FILE = "bbq/bbq-validation-disambig.jsonl"
+TASK_FOLDERS = {"truthfulqa": "truthfulqa", "bbq": "bbq"}
+
+
+def task_file(config: SeaConfig, task: str, what: str, notes: list[str]) -> Path | None:
+    """The file ``evaluate.<task>_file`` names, or None (said on the console and in ``notes``).
+
+    A bare file name is looked up below ``<task>/`` in the data locations (see
+    :func:`benchmark_file`); anything with a folder in it is a path, used as given.
+    """
+    name = getattr(config.evaluate, f"{task}_file")
+    if Path(name).name != name:  # a path: exactly this file, no lookup
+        path = Path(name).expanduser()
+        if path.is_file():
+            return path
+        hint = f"evaluate.{task}_file: expected a file, found no file at {str(path)!r}"
+        log.warning("%s: %s", what, hint)
+        notes.append(f"{what}: {hint}")
+        return None
+    relative = f"{TASK_FOLDERS[task]}/{name}"
+    found = benchmark_file(config, relative)
+    if found is None:
+        missing_benchmark(relative, what, notes)
+    return found
 
 
 def benchmark_file(config: SeaConfig, relative: str) -> Path | None:
@@ -72,11 +94,30 @@ def missing_benchmark(relative: str, what: str, notes: list[str]) -> None:
     notes.append(f"{what}: {hint}")
 
 
+def builtin_questions(config: SeaConfig, notes: list[str]) -> list[Any]:
+    """The built-in questions to score: the part ``data.holdout`` kept out of the fit when the
+    fit used them, else all of them (with a note when that makes the accuracy in-sample)."""
+    from sea_dist.data import load_builtin_demonstrations, load_heldout_demonstrations
+
+    if config.data.source != "builtin":
+        return load_builtin_demonstrations()
+    held = load_heldout_demonstrations(config.data)
+    if held:
+        notes.append(
+            f"builtin accuracy is held out: {len(held)} built-in questions kept out of the fit "
+            f"(data.holdout {config.data.holdout})"
+        )
+        return held
+    notes.append(
+        "builtin accuracy is in-sample: the projections were fitted on it (set data.holdout)"
+    )
+    return load_builtin_demonstrations()
+
+
 def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, Scorer]:
     """Prepare each task's items once; each scorer maps a model to ``[(metric, value)]``."""
     from sea_dist.data import (
         load_bbq_items,
-        load_builtin_demonstrations,
         load_heldout_text,
         load_truthfulqa_items,
         make_template,
@@ -92,9 +133,8 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
     scorers: dict[str, Scorer] = {}
     for task in config.evaluate.tasks:
         if task == "truthfulqa":
-            path = benchmark_file(config, TRUTHFULQA_FILE)
+            path = task_file(config, "truthfulqa", "truthfulqa skipped", notes)
             if path is None:
-                missing_benchmark(TRUTHFULQA_FILE, "truthfulqa skipped", notes)
                 continue
             tqa = subset(load_truthfulqa_items(path), limit)
 
@@ -104,9 +144,8 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
 
             scorers[f"truthfulqa (n={len(tqa)})"] = truthfulqa
         elif task == "bbq":
-            path = benchmark_file(config, BBQ_FILE)
+            path = task_file(config, "bbq", "bbq skipped", notes)
             if path is None:
-                missing_benchmark(BBQ_FILE, "bbq skipped", notes)
                 continue
             bbq_items = subset(load_bbq_items(path), limit)
 
@@ -116,9 +155,7 @@ def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, S
 
             scorers[f"bbq (n={len(bbq_items)})"] = bbq
         elif task == "builtin":
-            demos = subset(load_builtin_demonstrations(), limit)
-            if config.data.source == "builtin":
-                notes.append("builtin accuracy is in-sample: the projections were fitted on it")
+            demos = subset(builtin_questions(config, notes), limit)
             pairs = [
                 (template.render(d.prompt), template.completion(answer))
                 for d in demos
