@@ -246,7 +246,7 @@ class FitConfig(_Checked):
         for name in ("positive_energy", "negative_energy"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
-                problems.append(f"{name}: expected a ratio in (0, 1], found {value!r}")
+                problems.append(f"{name}: expected an energy threshold in (0, 1], found {value!r}")
         problems += _positive("fixed_k", self.fixed_k)
         problems += _at_most("fixed_k", self.fixed_k, 1_000_000, "directions")
         problems += _positive("feature_map_scale", self.feature_map_scale)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SVD_CHOICES = ("auto", "exact", "qr", "randomized")
 FEATURE_MAPS = ("linear", "tanh", "elu", "sqexp")
@@ -11,8 +14,8 @@ FEATURE_MAPS = ("linear", "tanh", "elu", "sqexp")
 # argparse destination -> FitConfig field; None means "not given, keep the config's value".
 _OVERRIDES = {
     "centre": "centre",
-    "k_pos": "positive_energy",
-    "k_neg": "negative_energy",
+    "positive_energy": "positive_energy",
+    "negative_energy": "negative_energy",
     "fixed_k": "fixed_k",
     "svd": "svd",
     "feature_map": "feature_map",
@@ -24,6 +27,25 @@ _OVERRIDES = {
     "seed": "seed",
     "combine": "combine",
 }
+
+
+DEPRECATED_FLAGS = {"--k-pos": "--positive-energy", "--k-neg": "--negative-energy"}
+
+
+def _take_deprecated(args: argparse.Namespace) -> None:
+    """Move ``--k-pos`` / ``--k-neg`` to their new names, with a deprecation warning."""
+    from sea_dist.errors import ConfigError
+
+    for old, new in DEPRECATED_FLAGS.items():
+        value = getattr(args, old[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        log.warning("%s is deprecated (k_pos/k_neg name the chosen rank): use %s", old, new)
+        dest = new[2:].replace("-", "_")
+        given = getattr(args, dest)
+        if given is not None and given != value:
+            raise ConfigError(f"{old}: expected the same value as {new}, found {value} and {given}")
+        setattr(args, dest, value)
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,19 +65,25 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         help="subtract feature means before the cross-covariances",
     )
     parser.add_argument(
-        "--k-pos",
+        "--positive-energy",
         type=float,
         default=None,
         metavar="K",
-        help="energy ratio K+ for Omega+ (default 0.99)",
+        help="energy threshold K+ in (0, 1]: each layer keeps the fewest directions of Omega+ "
+        "holding this share of its energy (the chosen rank is k_pos; default 0.99)",
     )
     parser.add_argument(
-        "--k-neg",
+        "--negative-energy",
         type=float,
         default=None,
         metavar="K",
-        help="energy ratio K- for Omega- (default 0.99)",
+        help="energy threshold K- for Omega- (the chosen rank is k_neg; default 0.99)",
     )
+    # The old names: they set the threshold, while k_pos / k_neg everywhere else is the rank.
+    for old, new in DEPRECATED_FLAGS.items():
+        parser.add_argument(
+            old, type=float, default=None, metavar="K", help=f"deprecated: use {new}"
+        )
     parser.add_argument(
         "--fixed-k",
         type=int,
@@ -118,6 +146,7 @@ def resolve(args: argparse.Namespace) -> tuple[str, Any, str]:
     from sea_dist.config import SeaConfig, load_config, with_overrides
     from sea_dist.outputs import anchored
 
+    _take_deprecated(args)
     config = load_config(args.config) if args.config else SeaConfig()
     overrides = {
         field: getattr(args, dest)
@@ -149,8 +178,8 @@ def register(subparsers: Any) -> None:
         "fit",
         help="fit SEA projections from an activation store",
         description="Stream the store's cross-covariances with Dask (float64, memory independent "
-        "of N), take their SVD (exact, thin-QR or randomized), choose k by energy ratio and "
-        "write fit.json + projections.safetensors atomically to --out.",
+        "of N), take their SVD (exact, thin-QR or randomized), choose k by the energy threshold "
+        "and write fit.json + projections.safetensors atomically to --out.",
     )
     add_fit_arguments(parser)
     parser.set_defaults(handler=_fit)

@@ -1,7 +1,7 @@
 """The k rule: how many singular directions a projection keeps.
 
 ``k`` is the smallest number of leading singular values whose squared sum reaches the energy
-ratio ``K`` of the total energy ``||Omega||_F^2`` (DESIGN.md section 1), or a fixed integer.
+threshold ``K`` of the total energy ``||Omega||_F^2`` (DESIGN.md section 1), or a fixed integer.
 ``k >= 1`` always.
 
 ``K = 1.0`` asks for every direction with any energy. Rounding makes "cumulative energy >= total"
@@ -31,24 +31,29 @@ def numerical_rank(singular_values: np.ndarray, shape: tuple[int, ...]) -> int:
     return max(1, int(np.count_nonzero(s > tolerance)))
 
 
-def energy_k(singular_values: np.ndarray, total_energy: float, ratio: float) -> int | None:
-    """Smallest ``k`` with ``sum(s[:k]^2) >= ratio * total_energy``, or None if ``s`` falls short.
+def energy_k(
+    singular_values: np.ndarray, total_energy: float, energy_threshold: float
+) -> int | None:
+    """Smallest ``k`` with ``sum(s[:k]^2) >= energy_threshold * total_energy``; None when ``s``
+    falls short.
 
     Args:
         singular_values: (m,) float64, descending (possibly only the top of the spectrum).
         total_energy: ``||Omega||_F^2`` (> 0).
-        ratio: K in (0, 1).
+        energy_threshold: K in (0, 1).
     """
     cumulative = np.cumsum(np.asarray(singular_values, dtype=np.float64) ** 2)
-    if cumulative.size == 0 or cumulative[-1] < ratio * total_energy:
+    if cumulative.size == 0 or cumulative[-1] < energy_threshold * total_energy:
         return None
-    return max(1, int(np.searchsorted(cumulative, ratio * total_energy, side="left")) + 1)
+    return max(
+        1, int(np.searchsorted(cumulative, energy_threshold * total_energy, side="left")) + 1
+    )
 
 
 def select_k(
     singular_values: np.ndarray,
     total_energy: float,
-    ratio: float,
+    energy_threshold: float,
     fixed_k: int | None = None,
     shape: tuple[int, ...] | None = None,
 ) -> int:
@@ -57,9 +62,9 @@ def select_k(
     Args:
         singular_values: (m,) float64, descending; the whole spectrum of Omega.
         total_energy: ``||Omega||_F^2``.
-        ratio: K in (0, 1].
+        energy_threshold: K in (0, 1].
         fixed_k: when set, return it (checked against ``m``).
-        shape: shape of Omega, for the numerical rank used when ``ratio == 1``.
+        shape: shape of Omega, for the numerical rank used when ``energy_threshold == 1``.
 
     Returns:
         k in ``[1, m]``.
@@ -88,15 +93,15 @@ def select_k(
                 "the activations are constant (or all zero); check the store",
             )
         )
-    if ratio >= 1.0:
+    if energy_threshold >= 1.0:
         return numerical_rank(s, shape or (s.size,))
-    k = energy_k(s, total_energy, ratio)
-    # A full spectrum always reaches ratio < 1 unless rounding bites right at the threshold.
+    k = energy_k(s, total_energy, energy_threshold)
+    # A full spectrum always reaches a threshold < 1 unless rounding bites right at the threshold.
     return k if k is not None else numerical_rank(s, shape or (s.size,))
 
 
 def captured_energy(singular_values: np.ndarray, k: int, total_energy: float) -> float:
-    """``sum(s[:k]^2) / total_energy``: the energy ratio the first k directions keep."""
+    """``sum(s[:k]^2) / total_energy``: the share of the energy the first k directions keep."""
     if not total_energy > 0:
         return 0.0
     s = np.asarray(singular_values[:k], dtype=np.float64)

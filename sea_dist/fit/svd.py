@@ -6,7 +6,7 @@
   gives the exact left singular vectors ``Q_h U_core`` and all N singular values. O(d N^2).
 - ``randomized``: a blocked randomized range finder with power iterations (randQB_EI, Yu, Gu & Li,
   SIAM J. Matrix Anal. Appl. 2018). The basis grows (the sketch width doubles) until the leading
-  singular values of ``B = Q^T Omega`` hold the energy ratio K of ``||Omega||_F^2``, which is
+  singular values of ``B = Q^T Omega`` hold the energy threshold K of ``||Omega||_F^2``, which is
   computed exactly; the last ``oversample`` directions are never used for k. Block Krylov steps
   then refine the basis until ``U_k U_k^T`` settles (to ``RANDOMIZED_TOLERANCE``). The singular
   values of B are lower bounds of Omega's (``s_i(Q^T A) <= s_i(A)``), so k can only come out too
@@ -57,7 +57,7 @@ class Spectrum:
         singular_values: (m,) float64 descending, m >= k; the full spectrum for ``exact`` (d
             values) and ``qr`` (N values), the sketch's top values for ``randomized``.
         k: number of kept directions.
-        energy: captured energy ratio ``sum(s[:k]^2) / total_energy``.
+        energy: captured energy share ``sum(s[:k]^2) / total_energy``.
         total_energy: ``||Omega||_F^2``.
         path: the path that produced the result (``exact`` when randomized handed over).
     """
@@ -101,17 +101,17 @@ def frobenius_energy(omega: np.ndarray) -> float:
     return float(np.dot(flat, flat))
 
 
-def exact_svd(omega: np.ndarray, ratio: float, fixed_k: int | None = None) -> Spectrum:
+def exact_svd(omega: np.ndarray, energy_threshold: float, fixed_k: int | None = None) -> Spectrum:
     """Dense LAPACK SVD of Omega.
 
     Args:
         omega: (d, d) float64 cross-covariance.
-        ratio: energy ratio K in (0, 1].
+        energy_threshold: K in (0, 1].
         fixed_k: keep exactly this many directions instead.
     """
     u, s, _ = np.linalg.svd(omega, full_matrices=False)
     total = float(np.sum(s * s))
-    k = select_k(s, total, ratio, fixed_k, omega.shape)
+    k = select_k(s, total, energy_threshold, fixed_k, omega.shape)
     return Spectrum(
         U=np.ascontiguousarray(u[:, :k]),
         singular_values=s,
@@ -139,7 +139,7 @@ def qr_svd(
     left: tuple[np.ndarray, np.ndarray],
     right: tuple[np.ndarray, np.ndarray],
     n_rows: int,
-    ratio: float,
+    energy_threshold: float,
     fixed_k: int | None = None,
 ) -> Spectrum:
     """Exact SVD of ``Omega = H^T P / N`` from thin QRs of ``H^T`` and ``P^T``.
@@ -148,7 +148,7 @@ def qr_svd(
         left: ``thin_qr(H)``, H the (N, d) neutral rows (centred / feature-mapped as fitted).
         right: ``thin_qr(P)``, P the (N, d) positive or negative rows.
         n_rows: N, the divisor of the cross-covariance.
-        ratio: energy ratio K in (0, 1].
+        energy_threshold: K in (0, 1].
         fixed_k: keep exactly this many directions instead (<= N).
     """
     q_left, r_left = left
@@ -156,7 +156,7 @@ def qr_svd(
     core = (r_left @ r_right.T) / n_rows
     u_core, s, _ = np.linalg.svd(core, full_matrices=False)
     total = float(np.sum(s * s))
-    k = select_k(s, total, ratio, fixed_k, (q_left.shape[0], q_left.shape[0]))
+    k = select_k(s, total, energy_threshold, fixed_k, (q_left.shape[0], q_left.shape[0]))
     return Spectrum(
         U=q_left @ u_core[:, :k],
         singular_values=s,
@@ -192,7 +192,7 @@ def _orth(a: np.ndarray) -> np.ndarray:
 
 def randomized_svd(
     omega: np.ndarray,
-    ratio: float,
+    energy_threshold: float,
     fixed_k: int | None = None,
     *,
     oversample: int = 10,
@@ -216,7 +216,7 @@ def randomized_svd(
 
     Args:
         omega: (d, d) float64 cross-covariance.
-        ratio: energy ratio K in (0, 1]; ``1.0`` hands over to :func:`exact_svd`.
+        energy_threshold: K in (0, 1]; ``1.0`` hands over to :func:`exact_svd`.
         fixed_k: keep exactly this many directions instead of the energy rule.
         oversample: extra sketch columns never used for k.
         power_iterations: power iterations per phase-1 block, each re-orthonormalised.
@@ -244,15 +244,17 @@ def randomized_svd(
         )
     if fixed_k is not None and not 1 <= fixed_k <= d:
         raise FitError(expected_found("fixed_k", f"1..{d}", fixed_k, "lower --fixed-k"))
-    if fixed_k is None and ratio >= 1.0:
+    if fixed_k is None and energy_threshold >= 1.0:
         log.info("randomized SVD: K = 1.0 needs the whole spectrum; using the exact path")
-        return exact_svd(omega, ratio, fixed_k)
+        return exact_svd(omega, energy_threshold, fixed_k)
     limit = max(1, int(max_rank_fraction * d))
     sketch = _Sketch(omega, np.random.default_rng(seed), power_iterations)
 
     def choose_k() -> int | None:
         usable = sketch.width if sketch.width == d else sketch.width - oversample
-        return fixed_k if fixed_k is not None else energy_k(sketch.s[:usable], total, ratio)
+        return (
+            fixed_k if fixed_k is not None else energy_k(sketch.s[:usable], total, energy_threshold)
+        )
 
     target = fixed_k if fixed_k is not None else initial_rank
     while True:  # phase 1
@@ -261,7 +263,7 @@ def randomized_svd(
             log.info(
                 "randomized SVD: sketch of %d > %d columns; using the exact path", width, limit
             )
-            return exact_svd(omega, ratio, fixed_k)
+            return exact_svd(omega, energy_threshold, fixed_k)
         sketch.grow(width - sketch.width)
         k = choose_k()
         if k is not None:
@@ -284,7 +286,7 @@ def randomized_svd(
             change,
             sketch.width,
         )
-        return exact_svd(omega, ratio, fixed_k)
+        return exact_svd(omega, energy_threshold, fixed_k)
     return Spectrum(
         U=u_k,
         singular_values=sketch.s[: max(k, sketch.width - oversample)],

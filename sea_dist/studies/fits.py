@@ -143,20 +143,22 @@ class StudyFit:
     feature_map: FeatureMap
     centred: bool
 
-    def ranks(self, k_pos: float, k_neg: float) -> dict[int, tuple[int, int]]:
-        """``{layer: (k+, k-)}`` chosen by the energy rule at K+ = ``k_pos``, K- = ``k_neg``."""
+    def ranks(self, positive_energy: float, negative_energy: float) -> dict[int, tuple[int, int]]:
+        """``{layer: (k_pos, k_neg)}`` chosen by the energy rule at the thresholds K+, K-."""
         result = {}
         for layer, entry in self.layers.items():
             shape = (entry.basis_pos.shape[0],) * 2
             result[layer] = (
-                select_k(entry.s_pos, entry.total_pos, k_pos, None, shape),
-                select_k(entry.s_neg, entry.total_neg, k_neg, None, shape),
+                select_k(entry.s_pos, entry.total_pos, positive_energy, None, shape),
+                select_k(entry.s_neg, entry.total_neg, negative_energy, None, shape),
             )
         return result
 
-    def energies(self, k_pos: float, k_neg: float) -> dict[int, tuple[float, float]]:
+    def energies(
+        self, positive_energy: float, negative_energy: float
+    ) -> dict[int, tuple[float, float]]:
         """Captured energy of the chosen ranks, per layer."""
-        ranks = self.ranks(k_pos, k_neg)
+        ranks = self.ranks(positive_energy, negative_energy)
         return {
             layer: (
                 captured_energy(e.s_pos, ranks[layer][0], e.total_pos),
@@ -233,7 +235,7 @@ def build_edit(variant: Variant, fit: StudyFit, model: ModelInfo, source: str) -
     """The :class:`SeaEdit` of ``variant``: only the layers its setting edits, its recipe."""
     setting = variant.setting
     chosen = edited_layers(setting, model.n_layers)
-    ranks = fit.ranks(setting.k_pos, setting.k_neg)
+    ranks = fit.ranks(setting.positive_energy, setting.negative_energy)
     tensors: dict[str, torch.Tensor] = {}
     for layer in chosen:
         u_pos, u_neg = directions(variant, fit, layer, ranks)

@@ -14,8 +14,10 @@ axes to a value or a list of values, expanded as a product::
       - {preset: paper-truthfulqa, alpha: [0.25, 0.5]}      # a preset with axes varied
 
 Axes: ``site``, ``centre``, ``feature_map``, ``feature_map_scale``, ``combine``, ``layers``,
-``k_pos`` (K+), ``k_neg`` (K-), ``k`` (both), ``alpha``, ``positions``; ``name`` and
-``description`` label a single setting.
+``positive_energy`` (K+), ``negative_energy`` (K-), ``energy`` (both), ``alpha``, ``positions``;
+``name`` and ``description`` label a single setting. The energy thresholds were once the axes
+``k_pos`` / ``k_neg`` / ``k``; those names are still read, with a deprecation warning (k_pos and
+k_neg name the chosen ranks everywhere else).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -37,6 +40,8 @@ CONTROLS = ("random", "swapped")
 MAX_SETTINGS = 2000
 """A space larger than this is refused: it is a typo (a product of long lists), not a plan."""
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -50,8 +55,8 @@ class Setting:
         feature_map_scale: the map's scale; None = automatic (see ``studies.fits.auto_scale``).
         combine: ``l2`` or ``average``.
         layers: edited layers (``all``, ``last-L``, ``first-L``, ``last-P%``, or indices).
-        k_pos: K+, the energy ratio that picks each layer's k+.
-        k_neg: K-.
+        positive_energy: K+, the energy threshold that picks each layer's rank k_pos.
+        negative_energy: K-, the same for k_neg.
         alpha: edit strength in (0, 1].
         positions: ``all``, ``skip-first`` or ``generated``.
         description: what the setting is, for the report.
@@ -64,8 +69,8 @@ class Setting:
     feature_map_scale: float | None = None
     combine: str = "l2"
     layers: str | tuple[int, ...] = "all"
-    k_pos: float = 0.99
-    k_neg: float = 0.99
+    positive_energy: float = 0.99
+    negative_energy: float = 0.99
     alpha: float = 1.0
     positions: str = "all"
     description: str = ""
@@ -90,8 +95,8 @@ class Setting:
             layers=self.layers,
             alpha=self.alpha,
             positions=self.positions,
-            positive_energy=self.k_pos,
-            negative_energy=self.k_neg,
+            positive_energy=self.positive_energy,
+            negative_energy=self.negative_energy,
             combine=self.combine,
             site=self.site,
             centred=self.centre,
@@ -122,10 +127,10 @@ def _problems(s: Setting) -> list[str]:
         problems.append(
             f"layers: expected all, last-L, first-L, last-P% or indices, found {s.layers!r}"
         )
-    for key in ("k_pos", "k_neg"):
+    for key in ("positive_energy", "negative_energy"):
         value = getattr(s, key)
         if not (math.isfinite(value) and 0.0 < value <= 1.0):
-            problems.append(f"{key}: expected an energy ratio in (0, 1], found {value!r}")
+            problems.append(f"{key}: expected an energy threshold in (0, 1], found {value!r}")
     if not (math.isfinite(s.alpha) and 0.0 < s.alpha <= 1.0):
         problems.append(f"alpha: expected a strength in (0, 1], found {s.alpha!r}")
     scale = s.feature_map_scale
@@ -145,8 +150,8 @@ PRESETS: dict[str, Setting] = {
         site="mlp",
         centre=False,
         layers="last-66%",
-        k_pos=0.998,
-        k_neg=0.998,
+        positive_energy=0.998,
+        negative_energy=0.998,
         description="the paper's TruthfulQA placement: MLP output, uncentred, last 21/32 of the "
         "layers, K = 0.998, l2, all positions",
     ),
@@ -156,8 +161,8 @@ PRESETS: dict[str, Setting] = {
         centre=False,
         feature_map="sqexp",
         layers="last-2",
-        k_pos=0.9999,
-        k_neg=0.9999,
+        positive_energy=0.9999,
+        negative_energy=0.9999,
         description="the paper's BBQ placement: Phi-SEA squared-exponential, K = 0.9999, "
         "last 2 layers",
     ),
@@ -170,12 +175,14 @@ _AXES = (
     "feature_map_scale",
     "combine",
     "layers",
-    "k_pos",
-    "k_neg",
-    "k",
+    "positive_energy",
+    "negative_energy",
+    "energy",
     "alpha",
     "positions",
 )
+DEPRECATED_AXES = {"k_pos": "positive_energy", "k_neg": "negative_energy", "k": "energy"}
+"""Old axis names of the energy thresholds, read with a warning."""
 
 
 def _value_name(value: Any) -> str:
@@ -191,7 +198,13 @@ def _value_name(value: Any) -> str:
 def _auto_name(base: Setting | None, varied: Mapping[str, Any]) -> str:
     parts = [base.name] if base is not None else []
     for key, value in varied.items():
-        short = {"k_pos": "K+", "k_neg": "K-", "k": "K", "alpha": "a", "positions": "pos"}
+        short = {
+            "positive_energy": "K+",
+            "negative_energy": "K-",
+            "energy": "K",
+            "alpha": "a",
+            "positions": "pos",
+        }
         parts.append(f"{short.get(key, '')}{_value_name(value)}")
     return "-".join(parts) or "setting"
 
@@ -203,7 +216,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return tuple(value)
     if key == "feature_map_scale" and value == "auto":
         return None
-    if key in ("k_pos", "k_neg", "k", "alpha", "feature_map_scale"):
+    if key in ("positive_energy", "negative_energy", "energy", "alpha", "feature_map_scale"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ConfigError(expected_found(f"{where}.{key}", "a number", value))
         return float(value)
@@ -214,7 +227,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     return value
 
 
+def _renamed(entry: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``entry`` with deprecated axis names replaced (a warning each; both names: refused)."""
+    renamed = dict(entry)
+    for old, new in DEPRECATED_AXES.items():
+        if old in renamed:
+            if new in renamed:
+                raise ConfigError(f"{where}: expected {new} or {old} (deprecated), found both")
+            log.warning(
+                "%s: the axis %s is deprecated (k_pos/k_neg name the chosen ranks): use %s",
+                where,
+                old,
+                new,
+            )
+            renamed[new] = renamed.pop(old)
+    return renamed
+
+
 def _expand_entry(entry: Mapping[str, Any], where: str) -> list[Setting]:
+    entry = _renamed(entry, where)
     unknown = sorted(set(entry) - set(_AXES) - {"preset", "name", "description"})
     if unknown:
         raise ConfigError(expected_found(f"{where}", f"axes among {', '.join(_AXES)}", unknown))
@@ -236,10 +267,10 @@ def _expand_entry(entry: Mapping[str, Any], where: str) -> list[Setting]:
     for combo in itertools.product(*axes.values()):
         varied = dict(zip(axes, combo))
         changes = dict(varied)
-        if "k" in changes:
-            k = changes.pop("k")
-            changes.setdefault("k_pos", k)
-            changes.setdefault("k_neg", k)
+        if "energy" in changes:
+            energy = changes.pop("energy")
+            changes.setdefault("positive_energy", energy)
+            changes.setdefault("negative_energy", energy)
         multi = {key: value for key, value in varied.items() if len(axes[key]) > 1}
         name = entry.get("name") if len(axes) == 0 or not multi else None
         name = name or _auto_name(base, multi if base is not None else varied)

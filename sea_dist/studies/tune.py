@@ -357,7 +357,7 @@ class Tune:
             }
         fit = self.fit(setting)
         layers = edited_layers(setting, self.info.n_layers)
-        ranks = fit.ranks(setting.k_pos, setting.k_neg)
+        ranks = fit.ranks(setting.positive_energy, setting.negative_energy)
         result["k"] = {str(layer): list(ranks[layer]) for layer in layers}
         result["feature_map"] = fit.feature_map.to_dict()
         return result

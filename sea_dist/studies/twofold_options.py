@@ -17,7 +17,7 @@ an optional ``twofold`` section::
 
 Without ``settings`` the built-in grid :data:`DEFAULT_SPACE` is used, at the ``fit`` section's
 K+ / K- (0.99 by default), as before the grid moved to YAML. Settings listed in YAML carry their
-own K (``k`` / ``k_pos`` / ``k_neg``; 0.99 unless set).
+own K (``energy`` / ``positive_energy`` / ``negative_energy``; 0.99 unless set).
 """
 
 from __future__ import annotations
@@ -89,9 +89,14 @@ DEFAULT_GRID: tuple[Setting, ...] = tuple(parse_space(list(DEFAULT_SPACE), "twof
 """:data:`DEFAULT_SPACE` at K+ = K- = 0.99."""
 
 
-def default_grid(k_pos: float = 0.99, k_neg: float = 0.99) -> tuple[Setting, ...]:
+def default_grid(
+    positive_energy: float = 0.99, negative_energy: float = 0.99
+) -> tuple[Setting, ...]:
     """The built-in grid at the given K+ and K-."""
-    return tuple(dataclasses.replace(s, k_pos=k_pos, k_neg=k_neg) for s in DEFAULT_GRID)
+    return tuple(
+        dataclasses.replace(s, positive_energy=positive_energy, negative_energy=negative_energy)
+        for s in DEFAULT_GRID
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,8 @@ def twofold_options_from_dict(data: Any, config: SeaConfig) -> TwofoldOptions:
         if (fit.positive_energy, fit.negative_energy) != (0.99, 0.99):
             log.warning(
                 "fit.positive_energy / negative_energy are not used by twofold.settings: "
-                "each setting carries its own K (k, k_pos, k_neg; 0.99 unless set)"
+                "each setting carries its own K (energy, positive_energy, negative_energy; "
+                "0.99 unless set)"
             )
     else:
         kwargs["settings"] = grid

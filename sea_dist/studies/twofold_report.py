@@ -35,7 +35,7 @@ def _ci(diff: PairedDifference) -> dict[str, float]:
 def k_table(fit: Any, setting: Any) -> dict[str, list[int]]:
     """``{"layer": [...], "k_pos": [...], "k_neg": [...]}``: every fitted layer's k+ and k- at
     the setting's K+ and K- (a :class:`~sea_dist.studies.fits.StudyFit` keeps full spectra)."""
-    ranks = fit.ranks(setting.k_pos, setting.k_neg)
+    ranks = fit.ranks(setting.positive_energy, setting.negative_energy)
     order = sorted(ranks)
     return {
         "layer": order,
@@ -153,8 +153,8 @@ def summarise(
             "token": config.collect.token,
         },
         "fit": {
-            "K+": _shared([s.k_pos for s in options.settings]),
-            "K-": _shared([s.k_neg for s in options.settings]),
+            "K+": _shared([s.positive_energy for s in options.settings]),
+            "K-": _shared([s.negative_energy for s in options.settings]),
         },
         "template": config.data.template,
         "unedited": {
@@ -217,7 +217,7 @@ def _fit_label(summary: Mapping[str, Any], setting: Mapping[str, Any]) -> str:
     if setting["feature_map"] != "linear":
         label += f" {setting['feature_map']}"
     if not all(isinstance(summary["fit"][key], float | int) for key in ("K+", "K-")):
-        label += f" K={setting['k_pos']:g}/{setting['k_neg']:g}"
+        label += f" K={setting['positive_energy']:g}/{setting['negative_energy']:g}"
     return label
 
 
@@ -310,7 +310,7 @@ def _plots(summary: Mapping[str, Any], out: Path) -> list[str]:
 def _k_text(fit: Mapping[str, Any]) -> str:
     if all(isinstance(fit[key], float | int) for key in ("K+", "K-")):
         return f"K+ = {fit['K+']}, K- = {fit['K-']}"
-    return "K+ / K- per setting (see each setting's k_pos / k_neg in twofold.json)"
+    return "K+ / K- per setting (each setting's positive_energy / negative_energy in twofold.json)"
 
 
 def write_twofold_report(summary: Mapping[str, Any], out: Path) -> Path:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = (  # one per kind: config, argument, reference, planted pickle, an argparse range check
     "unknown-top-key",
-    "k-pos-above-one",
+    "positive-energy-above-one",
     "ref-traversal",
     "fit-projections-pickle",
     "serve-port-out-of-range",

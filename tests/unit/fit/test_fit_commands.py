@@ -26,9 +26,9 @@ def test_cli_fit_with_flags(make_store, tmp_path: Path, capsys) -> None:
             "--out",
             str(out),
             "--no-centre",
-            "--k-pos",
+            "--positive-energy",
             "0.9",
-            "--k-neg",
+            "--negative-energy",
             "0.8",
             "--svd",
             "exact",
@@ -70,9 +70,25 @@ def test_cli_errors_are_one_line_exit_2(make_store, tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err
     assert err.startswith("sea-dist: error: store") and err.count("\n") == 1
     complete = make_store(n=16, d=8)
-    assert main(["fit", complete.url, "--out", str(tmp_path / "y"), "--k-pos", "1.5"]) == 2
+    assert main(["fit", complete.url, "--out", str(tmp_path / "y"), "--positive-energy", "2"]) == 2
     assert "positive_energy" in capsys.readouterr().err
     assert main(["fit", complete.url, "--out", str(tmp_path / "z"), "--scheduler", "nope"]) == 2
+
+
+def test_the_old_flag_names_still_work_with_a_warning(
+    make_store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--k-pos / --k-neg set the thresholds, as before; a warning names the new flags."""
+    store = make_store(n=40, d=16)
+    out = tmp_path / "old-flags"
+    with caplog.at_level("WARNING"):
+        code = main(["fit", store.url, "--out", str(out), "--k-pos", "0.9", "--k-neg", "0.8"])
+    assert code == 0
+    loaded = FitResult.load(out)
+    assert (loaded.config.positive_energy, loaded.config.negative_energy) == (0.9, 0.8)
+    assert "--k-pos is deprecated" in caplog.text and "--positive-energy" in caplog.text
+    clash = ["fit", store.url, "--out", str(tmp_path / "x"), "--k-pos", "0.9"]
+    assert main([*clash, "--positive-energy", "0.8"]) == 2  # two values for one setting
 
 
 def run_job(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +107,7 @@ def run_job(*args: str) -> subprocess.CompletedProcess[str]:
 def test_job_entrypoint_prints_the_result_line(make_store, tmp_path: Path) -> None:
     store = make_store(n=40, d=12)
     out = tmp_path / "job-fit"
-    done = run_job(store.url, "--out", str(out), "--k-pos", "0.9")
+    done = run_job(store.url, "--out", str(out), "--positive-energy", "0.9")
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("SEA_DIST_RESULT ")

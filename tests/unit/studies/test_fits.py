@@ -82,7 +82,8 @@ def _same_span(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def _sea(fit: StudyFit, setting: Setting, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    return directions(Variant(setting), fit, layer, fit.ranks(setting.k_pos, setting.k_neg))
+    ranks = fit.ranks(setting.positive_energy, setting.negative_energy)
+    return directions(Variant(setting), fit, layer, ranks)
 
 
 @pytest.mark.parametrize("centre", [True, False], ids=["centred", "uncentred"])
@@ -140,7 +141,7 @@ def test_centred_and_uncentred_bases_differ(recorded: Recorded) -> None:
 
 
 def test_energy_ratios_are_the_settings(recorded: Recorded) -> None:
-    setting = Setting("c", k_pos=0.5, k_neg=0.999999)
+    setting = Setting("c", positive_energy=0.5, negative_energy=0.999999)
     fit = fit_recorded(recorded, setting)
     table = k_table(fit, setting)
     for axis, layer in enumerate(LAYERS):
@@ -236,7 +237,7 @@ def test_build_edit_carries_the_setting(recorded: Recorded) -> None:
         "last-2",
     )
     assert (edit.recipe.positive_energy, edit.recipe.negative_energy) == (0.99, 0.99)
-    ranks = fit.ranks(setting.k_pos, setting.k_neg)
+    ranks = fit.ranks(setting.positive_energy, setting.negative_energy)
     for layer in (3, 4):
         proj = edit.layers[layer]
         kept, removed = directions(variant, fit, layer, ranks)

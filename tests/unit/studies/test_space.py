@@ -17,7 +17,8 @@ from sea_dist.studies.space import (
 
 def test_presets_are_the_papers_placements() -> None:
     paper = PRESETS["paper-truthfulqa"]
-    assert (paper.site, paper.centre, paper.layers, paper.k_pos, paper.k_neg) == (
+    energies = (paper.positive_energy, paper.negative_energy)
+    assert (paper.site, paper.centre, paper.layers, *energies) == (
         "mlp",
         False,
         "last-66%",
@@ -25,7 +26,7 @@ def test_presets_are_the_papers_placements() -> None:
         0.998,
     )
     bbq = PRESETS["paper-bbq"]
-    assert (bbq.feature_map, bbq.layers, bbq.k_pos) == ("sqexp", "last-2", 0.9999)
+    assert (bbq.feature_map, bbq.layers, bbq.positive_energy) == ("sqexp", "last-2", 0.9999)
     assert parse_space(["paper-truthfulqa"]) == [paper]
 
 
@@ -39,8 +40,8 @@ def test_a_mapping_expands_as_a_product_with_unique_names() -> None:
 
 
 def test_k_sets_both_thresholds_and_a_list_of_ints_is_one_layer_value() -> None:
-    (setting,) = parse_space([{"k": 0.9, "layers": [3, 5], "name": "mine"}])
-    assert (setting.k_pos, setting.k_neg, setting.layers, setting.name) == (
+    (setting,) = parse_space([{"energy": 0.9, "layers": [3, 5], "name": "mine"}])
+    assert (setting.positive_energy, setting.negative_energy, setting.layers, setting.name) == (
         0.9,
         0.9,
         (3, 5),
@@ -53,7 +54,7 @@ def test_k_sets_both_thresholds_and_a_list_of_ints_is_one_layer_value() -> None:
 def test_a_preset_with_varied_axes_keeps_the_rest() -> None:
     settings = parse_space([{"preset": "paper-truthfulqa", "alpha": [0.25, 0.5]}])
     assert [s.alpha for s in settings] == [0.25, 0.5]
-    assert all(s.site == "mlp" and s.k_pos == 0.998 for s in settings)
+    assert all(s.site == "mlp" and s.positive_energy == 0.998 for s in settings)
     assert settings[0].name.startswith("paper-truthfulqa")
 
 
@@ -65,7 +66,7 @@ def test_a_preset_with_varied_axes_keeps_the_rest() -> None:
         ([{"sight": "mlp"}], "axes among"),
         ([{"alpha": 0.0}], "alpha"),
         ([{"alpha": 1.5}], "alpha"),
-        ([{"k": 0.0}], "k_pos"),
+        ([{"energy": 0.0}], "positive_energy"),
         ([{"positions": "prompt"}], "positions"),
         ([{"layers": "last-two"}], "layers"),
         ([{"site": "embed"}], "site"),
@@ -82,7 +83,7 @@ def test_bad_spaces_are_refused(space: object, fragment: str) -> None:
 def test_a_huge_product_is_refused() -> None:
     alphas = [round(0.001 * i, 3) for i in range(1, 1000)]
     with pytest.raises(ConfigError, match=str(MAX_SETTINGS)):
-        parse_space([{"alpha": alphas, "k": [0.9, 0.99, 0.999]}])
+        parse_space([{"alpha": alphas, "energy": [0.9, 0.99, 0.999]}])
 
 
 def test_the_same_setting_listed_twice_is_kept_once() -> None:
@@ -103,3 +104,24 @@ def test_fit_key_groups_what_shares_a_fit() -> None:
     assert a.fit_key == b.fit_key
     assert Setting("x", site="mlp").fit_key != a.fit_key
     assert Setting("t", feature_map="tanh").fit_key.endswith("auto")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"k": 0.9}, {"energy": 0.9}),
+        ({"k_pos": 0.9, "k_neg": 0.95}, {"positive_energy": 0.9, "negative_energy": 0.95}),
+    ],
+)
+def test_deprecated_energy_axes_still_read_with_a_warning(
+    old: dict[str, float], new: dict[str, float], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING"):
+        (from_old,) = parse_space([{"name": "s", **old}])
+    assert from_old == parse_space([{"name": "s", **new}])[0]
+    assert "deprecated" in caplog.text and "chosen ranks" in caplog.text
+
+
+def test_an_old_and_a_new_name_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="found both"):
+        parse_space([{"k": 0.9, "energy": 0.9}])

@@ -52,7 +52,8 @@ def test_grid_names_are_unique_and_start_with_the_default() -> None:
     assert DEFAULT_GRID[0] == Setting("residual", description=DEFAULT_GRID[0].description)
     assert all(setting.description for setting in DEFAULT_GRID)
     # the grid fits and applies at K = 0.99, full strength, as before it moved to YAML
-    assert {(s.k_pos, s.k_neg, s.alpha) for s in DEFAULT_GRID} == {(0.99, 0.99, 1.0)}
+    strengths = {(s.positive_energy, s.negative_energy, s.alpha) for s in DEFAULT_GRID}
+    assert strengths == {(0.99, 0.99, 1.0)}
     assert {s.site for s in DEFAULT_GRID} <= {"residual", "mlp"}
     assert {s.combine for s in DEFAULT_GRID} <= {"l2", "average"}
     assert {s.feature_map for s in DEFAULT_GRID} <= {"linear", "tanh", "elu", "sqexp"}
@@ -96,7 +97,7 @@ def test_the_grid_is_read_from_yaml(tmp_path: Path) -> None:
             "resamples": 500,
             "settings": [
                 "paper-truthfulqa",
-                {"name": "res-half", "alpha": 0.5, "k": 0.9, "description": "half strength"},
+                {"name": "res-half", "alpha": 0.5, "energy": 0.9, "description": "half strength"},
                 {"site": "mlp", "layers": ["last-2", "last-4"]},
             ],
         },
@@ -111,7 +112,7 @@ def test_the_grid_is_read_from_yaml(tmp_path: Path) -> None:
     ]
     assert options.settings[0] == PRESETS["paper-truthfulqa"]
     half = options.settings[1]
-    assert (half.alpha, half.k_pos, half.k_neg, half.description) == (
+    assert (half.alpha, half.positive_energy, half.negative_energy, half.description) == (
         0.5,
         0.9,
         0.9,
@@ -134,7 +135,7 @@ def test_without_a_section_the_default_grid_at_the_fit_sections_k(tmp_path: Path
     config, raw = load_study_config(_write(tmp_path, fit=fit), "twofold")
     options = twofold_options_from_dict(raw, config)
     assert [s.name for s in options.settings] == NAMES
-    assert {(s.k_pos, s.k_neg) for s in options.settings} == {(0.9, 0.95)}
+    assert {(s.positive_energy, s.negative_energy) for s in options.settings} == {(0.9, 0.95)}
     assert options.settings == default_grid(0.9, 0.95)
     # a section without settings keeps the built-in grid too
     config, raw = load_study_config(_write(tmp_path, {"seeds": 5}), "twofold")
@@ -239,7 +240,7 @@ def test_fit_key_ignores_what_only_the_edit_uses() -> None:
         Setting("b", combine="average"),
         Setting("c", layers="last-4"),
         Setting("d", positions="skip-first"),
-        Setting("e", k_pos=0.5, k_neg=0.9, alpha=0.3),
+        Setting("e", positive_energy=0.5, negative_energy=0.9, alpha=0.3),
         Setting("f", combine="average", layers="first-2", positions="generated", description="x"),
     ]
     assert {s.fit_key for s in same} == {base.fit_key}
