@@ -39,13 +39,11 @@ from sea_dist.artifacts.tensors import (
 )
 from sea_dist.artifacts.values import check_projection_values
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 from sea_dist.format.seal import check_seal
 
 FIT_SCHEMA_VERSION = 1
-FIT_FILE = "fit.json"
-RECIPE_FILE = "recipe.json"
-EVALUATION_FILE = "evaluation.json"
 PROJECTIONS_FINGERPRINT = "projections"
 """Key of ``EvaluationRecord.data_fingerprints`` naming the measured projections (sha256 prefix)."""
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sea_dist.errors import ArtifactError, expected_found
+
+# Re-exported: the artifact modules read the names from here.
+from sea_dist.format.files import ARTIFACT_FILES as ARTIFACT_FILES
+from sea_dist.format.files import MANIFEST_FILE as MANIFEST_FILE
+from sea_dist.format.files import PROJECTIONS_FILE as PROJECTIONS_FILE
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
 MANIFEST_SCHEMA_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-PROJECTIONS_FILE = "projections.safetensors"
-ARTIFACT_FILES = (MANIFEST_FILE, PROJECTIONS_FILE)
 
 
 @dataclass(frozen=True)

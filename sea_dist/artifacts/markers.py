@@ -40,6 +40,7 @@ from typing import Any
 
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.files import MANIFEST_FILE
 
 COMPLETE_DIR = "complete"
 RETIRED_DIR = "retired"
@@ -223,7 +224,7 @@ def parse_digest_file(raw: bytes, what: str) -> str:
         fields = raw.decode("ascii").split()
     except UnicodeDecodeError:
         fields = []
-    well_formed = len(fields) == 2 and fields[1].lstrip("*") == "manifest.json"
+    well_formed = len(fields) == 2 and fields[1].lstrip("*") == MANIFEST_FILE
     if not well_formed or not _HEX64.fullmatch(fields[0]):
         raise ArtifactError(
             expected_found(

@@ -16,6 +16,7 @@ import numpy as np
 
 from sea_dist.artifacts.manifest import PROJECTIONS_FILE, fingerprint
 from sea_dist.artifacts.tensors import encode
+from sea_dist.format.files import FIT_FILE
 
 
 def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
@@ -135,5 +136,5 @@ def write_synthetic_fit(
         "created_at": "2026-01-01T00:00:00+00:00",
     }
     (out / PROJECTIONS_FILE).write_bytes(encode(tensors))
-    (out / "fit.json").write_text(json.dumps(fit, indent=2), encoding="utf-8")
+    (out / FIT_FILE).write_text(json.dumps(fit, indent=2), encoding="utf-8")
     return out

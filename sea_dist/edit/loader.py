@@ -26,14 +26,11 @@ import torch
 
 from sea_dist.edit.projections import LayerProjection, SeaEdit, check_projection_tensors
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.files import FIT_FILE, MANIFEST_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EditRecipe
 from sea_dist.format.seal import check_seal
 
-FIT_FILE = "fit.json"
-MANIFEST_FILE = "manifest.json"
-RECIPE_FILE = "recipe.json"
 RECIPE_KEY = "recipe"
-PROJECTIONS_FILE = "projections.safetensors"
 _HASH_CHUNK = 1 << 20
 
 

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sea_dist.artifacts.fitdir import EVALUATION_FILE, PROJECTIONS_FINGERPRINT, RECIPE_FILE
-from sea_dist.artifacts.manifest import PROJECTIONS_FILE
+from sea_dist.artifacts.fitdir import PROJECTIONS_FINGERPRINT
 from sea_dist.config import SeaConfig
 from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ConfigError, expected_found
 from sea_dist.evaluate.report import MetricRow
+from sea_dist.format.files import EVALUATION_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 
 EFFECT = "truthfulqa_mc2_margin"
@@ -345,7 +345,7 @@ def gate_evaluation(
         source="run",
     )
     for name, value in metrics.items():
-        log.info("gate %s: %s", name, value)
+        log.debug("gate %s: %s", name, value)  # the pipeline logs one summary line
     return GateEvaluation(record=record, recipe=recipe, rows=tuple(rows), notes=tuple(notes))
 
 

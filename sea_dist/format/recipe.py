@@ -85,7 +85,9 @@ class EditRecipe:
         for key in ("positive_energy", "negative_energy"):
             value = getattr(self, key)
             if value is not None and not 0.0 < value <= 1.0:
-                raise ArtifactError(expected_found(f"{what}: {key}", "an energy threshold in (0, 1]", value))
+                raise ArtifactError(
+                    expected_found(f"{what}: {key}", "an energy threshold in (0, 1]", value)
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON data (``layers`` as a string or a list)."""

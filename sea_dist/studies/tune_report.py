@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sea_dist.format.files import EVALUATION_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EvaluationRecord
 from sea_dist.studies.space import Setting
 
@@ -299,7 +300,7 @@ def write_tune_report(summary: Mapping[str, Any], out: Path) -> Path:
     path = out / "tune.md"
     path.write_text(_markdown(summary), encoding="utf-8")
     if summary["chosen_recipe"] is not None:
-        (out / "recipe.json").write_text(json.dumps(summary["chosen_recipe"], indent=2) + "\n")
+        (out / RECIPE_FILE).write_text(json.dumps(summary["chosen_recipe"], indent=2) + "\n")
         evaluation = summary["test"][summary["chosen"]]["evaluation"]
-        (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+        (out / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
     return path

@@ -209,7 +209,7 @@ CLI_CASES: tuple[CliCase, ...] = (
     _config("wrong-type-int", "wrong-type-int.yaml", "collect.batch_size: expected int"),
     _config("wrong-type-bool", "wrong-type-bool.yaml", "max_new_tokens: expected int", "run"),
     _config("section-not-mapping", "section-not-mapping.yaml", "fit: expected a mapping", "fit"),
-    _config("k-above-one", "k-above-one.yaml", "positive_energy: expected an energy threshold", "fit"),
+    _config("k-above-one", "k-above-one.yaml", "positive_energy: expected an energy thre", "fit"),
     _config("k-zero", "k-zero.yaml", "negative_energy: expected an energy threshold in (0, 1]"),
     _config("k-nan", "k-nan.yaml", "positive_energy: expected a finite number", "fit"),
     _config("fixed-k-zero", "fixed-k-zero.yaml", "fixed_k: expected a value > 0", "fit"),
