@@ -607,6 +607,13 @@ def check_run_preconditions(
         outputs.append(("evaluate.out", config.evaluate.out))
     for label, url in outputs:
         problems += _location_problems(label, url)
+    # Written as local folders (atomically, by rename): a URL would become a local "s3:/..."
+    for label, url in (("fit.out", config.fit.out), ("evaluate.out", config.evaluate.out)):
+        if "://" in url and (label == "fit.out" or evaluate):
+            problems.append(
+                f"{label}: expected a local folder, found the URL {excerpt(url)}; the fit and "
+                "the report are written locally: publish to a registry on object storage"
+            )
     if problems:
         raise ConfigError(problems)
     from sea_dist.store.target import check_store_target

@@ -151,8 +151,8 @@ class FitResult:
         Raises:
             FitError: ``path`` exists and is not an empty folder, and ``overwrite`` is false.
         """
+        check_output_dir(path, overwrite)
         target = Path(path)
-        check_output_dir(target, overwrite)
         try:
             return self._save(target)
         except (OSError, SafetensorError) as error:
@@ -264,8 +264,24 @@ def now_utc() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def check_output_dir(target: Path, overwrite: bool) -> None:
-    """Refuse an existing non-empty output folder (or a file) unless ``overwrite``."""
+def check_output_dir(out: str | Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty output folder (or a file) unless ``overwrite``, and a URL.
+
+    The fit folder is written locally (atomically, by rename); ``Path("s3://b/fit")`` would
+    silently become the local folder ``s3:/b/fit``, so a URL is refused, with the way to put the
+    fit on object storage: publish it to a registry there.
+    """
+    if "://" in str(out):
+        raise FitError(
+            expected_found(
+                "--out",
+                "a local folder (the fit folder is written locally)",
+                f"the URL {str(out)!r}",
+                "give a local folder and publish it to a registry on object storage "
+                "(sea-dist publish FIT --registry s3://...)",
+            )
+        )
+    target = Path(out)
     if not target.exists():
         ancestor = next(p for p in target.absolute().parents if p.exists())
         if not ancestor.is_dir():

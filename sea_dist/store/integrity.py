@@ -26,6 +26,7 @@ import numpy as np
 
 from sea_dist.errors import StoreError, excerpt, expected_found
 from sea_dist.store.spec import ACTIVATION_ARRAYS, DIGEST_ALGORITHM
+from sea_dist.store.target import fresh_fs
 
 HEX_DIGITS = 64
 
@@ -199,10 +200,8 @@ def _chunk_key(array: Any, role: str, shard: int, layer_index: int) -> str:
 
 
 def _chunk_exists(url: str, key: str) -> bool:
-    import fsspec
-
     try:
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = fresh_fs(url)
         return bool(fs.exists(posixpath.join(root, key)))
     except (OSError, ValueError):
         return True  # cannot tell: say the content differs rather than guess "missing"

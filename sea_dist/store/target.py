@@ -30,6 +30,20 @@ def _refuse(url: str, found: str, fix: str) -> StoreError:
     )
 
 
+def fresh_fs(url: str) -> tuple[Any, str]:
+    """The fsspec file system and path of ``url``, without listings cached by this process.
+
+    fsspec reuses one file system instance per URL kind, and object-storage ones (s3fs, gcsfs)
+    cache directory listings in it: a long-lived process would otherwise judge a location by
+    what it listed earlier, not by what other processes (collectors, a user) have changed since.
+    """
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache()
+    return fs, path
+
+
 def _entries(fs: Any, path: str) -> list[str]:
     return sorted(posixpath.basename(str(p).rstrip("/")) for p in fs.ls(path, detail=False))
 
@@ -45,10 +59,8 @@ def check_store_target(url: str, overwrite: bool) -> None:
         StoreError: ``url`` is a file, a non-empty folder that is not a sea-dist store, or (with
             ``overwrite``) a store folder that also holds other entries.
     """
-    import fsspec
-
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = fresh_fs(url)
         if not fs.exists(path):
             return
         if not fs.isdir(path):

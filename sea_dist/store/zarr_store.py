@@ -34,7 +34,7 @@ from sea_dist.store.spec import (
     StoreSpec,
     seal_problems,
 )
-from sea_dist.store.target import check_store_target
+from sea_dist.store.target import check_store_target, fresh_fs
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class ActivationStore:
         group.create_array(
             MARKER_ARRAY, shape=(spec.n_shards,), chunks=(1,), dtype="uint8", fill_value=0
         )
-        log.info("created store %s (%d rows, %d shards)", url, n, spec.n_shards)
+        log.debug("created store %s (%d rows, %d shards)", url, n, spec.n_shards)
         return cls(url, group, spec)
 
     def _add_digest_array(self) -> None:
@@ -393,10 +393,8 @@ def _folder_entries(url: str) -> list[str]:
     """Names in the folder at ``url`` (empty when it is no folder or cannot be listed)."""
     import posixpath
 
-    import fsspec
-
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = fresh_fs(url)
         if not fs.isdir(path):
             return []
         return sorted(posixpath.basename(str(p).rstrip("/")) for p in fs.ls(path, detail=False))

@@ -1,9 +1,7 @@
 """The registry on S3: a real S3-compatible server (moto) on 127.0.0.1, no rename, real HTTP.
 
-The server runs single-threaded on purpose: moto checks ``If-None-Match: *`` and then stores the
-object in two steps, so with threads two racing conditional puts could both succeed, which real
-S3 never allows. One thread makes the emulator's conditional put atomic like S3's, so the
-concurrent-publish check below tests our protocol, not a gap in the emulator.
+The server (tests/s3_server.py) runs single-threaded, which makes the emulator's conditional put
+atomic like S3's, so the concurrent-publish check below tests our protocol, not a gap in it.
 """
 
 from __future__ import annotations
@@ -11,11 +9,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,71 +29,18 @@ pytestmark = pytest.mark.integration
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-SERVER = """
-import sys
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-from werkzeug.serving import make_server
-server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app),
-                     threaded=False, request_handler=MotoRequestHandler)
-print(server.server_port, flush=True)
-server.serve_forever()
-"""
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from s3_server import CREDENTIALS, make_bucket, options, s3_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    env = {**os.environ, **CREDENTIALS}
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=2).close()  # noqa: S310 - loopback
-                break
-            except OSError:
-                time.sleep(0.1)
+    with s3_server() as endpoint:
         yield endpoint
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-
-
-def options(endpoint: str) -> dict[str, Any]:
-    return {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
 
 
 @pytest.fixture
 def bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    name = "sea-" + request.node.name.lower().replace("_", "-")[:40]
-    client.create_bucket(Bucket=name)
-    return name
+    return make_bucket(s3_endpoint, "sea-" + request.node.name.lower().replace("_", "-")[:40])
 
 
 def test_round_trip_on_s3(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ RUN_CASES = {
     "eval-out-is-a-file": ({"evaluate": {"out": "{file}"}}, "evaluate.out"),
     "store-unknown-protocol": ({"store": {"url": "nosuch://bucket/s"}}, "store.url"),
     "registry-unknown-protocol": ({"publish": {"registry": "nosuch://r"}}, "known fsspec URL"),
+    "fit-out-a-url": ({"fit": {"out": "memory://bucket/fit"}}, "fit.out: expected a local folder"),
 }
 
 

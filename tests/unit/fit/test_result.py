@@ -113,11 +113,15 @@ def test_existing_folder_rules(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch) -> None:
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    real_write = Path.write_bytes
 
-    monkeypatch.setattr("sea_dist.fit.result.save_file", broken)  # boundary: a failing disk
-    with pytest.raises(FitError, match="expected a writable folder, found .OSError: disk full"):
+    def broken(self: Path, data: bytes) -> int:
+        if self.name == "projections.safetensors":
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", broken)  # boundary: a disk that fills up
+    with pytest.raises(FitError, match="expected a writable folder, found .OSError: No space"):
         result().save(tmp_path / "fit")
     assert list(tmp_path.iterdir()) == []
 
