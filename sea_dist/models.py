@@ -5,8 +5,9 @@ dequantised once into a float32 safetensors folder under the cache directory, ke
 sha256, because loading a GGUF through transformers takes ~25 s and reloading the converted
 folder ~0.3 s. Conversion writes into a temporary sibling folder and renames it into place under
 a file lock, so concurrent processes (several Ray actors on one node) convert once and an
-interrupted conversion never leaves a half-written model. Weights are only read from safetensors
-(never ``torch.load`` or pickle).
+interrupted conversion never leaves a half-written model. A collection driver converts before its
+collectors start (:func:`prepare_model`), so they only read the cached folder. Weights are only
+read from safetensors (never ``torch.load`` or pickle).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +201,26 @@ def _cached_folder(target: Path, build: Callable[[Path], dict[str, Any]]) -> Pat
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    logger.info("cached converted model at %s", target)
+    logger.debug("cached converted model at %s", target)
     return target
+
+
+@contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    """Hide transformers' own progress bars ("Loading weights", "Writing model shards").
+
+    They are sub-second here and would add a bar to a stage that has its own; the setting is
+    process-wide, so it is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
@@ -211,9 +230,11 @@ def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
     logger.info("converting GGUF %s (%.0f MB) to float32 safetensors", filename, size_mb)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
-        quantised = AutoModelForCausalLM.from_pretrained(
-            str(folder), gguf_file=filename, dtype=torch.float32
-        )
+        # transformers' own dequantising bar stays: the one bar of a conversion
+        with _no_transformers_bars():
+            quantised = AutoModelForCausalLM.from_pretrained(
+                str(folder), gguf_file=filename, dtype=torch.float32
+            )
     except Exception as error:  # gguf parsing raises many types; all mean "cannot read it"
         raise ModelError(
             expected_found(
@@ -231,9 +252,10 @@ def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantised.state_dict(), strict=True)
     plain.generation_config = quantised.generation_config
-    plain.save_pretrained(str(out))
+    with _no_transformers_bars():
+        plain.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    logger.info("converted %s in %.1f s", filename, time.monotonic() - started)
+    logger.debug("converted %s in %.1f s", filename, time.monotonic() - started)
 
 
 def convert_gguf(gguf_path: Path, cache_dir: Path | None = None) -> tuple[Path, str]:
@@ -316,6 +338,40 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
         return {"package": DEMO_PACKAGE, "member": DEMO_WHEEL_MEMBER, "gguf_sha256": sha}
 
     return _cached_folder(target, build)
+
+
+def needs_conversion(config: ModelConfig) -> bool:
+    """Whether loading ``config`` goes through a cached conversion (demo model or GGUF)."""
+    if config.id == DEMO_MODEL_ID or config.gguf_file:
+        return True
+    return Path(config.id).expanduser().suffix == ".gguf"
+
+
+def prepare_model(config: ModelConfig) -> ModelConfig:
+    """Convert the model ``config`` names into the cache now, in this process, if it needs it.
+
+    A collection driver calls this before its collectors start: the demo model or a GGUF file is
+    then converted once, by the driver (one log line, one progress bar), and every collector on
+    this node finds the cached safetensors folder and only reads it, instead of queueing on the
+    conversion lock. Plain folders and hub ids need no conversion and are returned unchanged.
+
+    Args:
+        config: the model section of a run.
+
+    Returns:
+        ``config`` with ``cache_dir`` set to the absolute cache root the folder was converted
+        into, so collectors whose working directory differs resolve the same folder; a collector
+        on another node without it converts there, as before.
+
+    Raises:
+        ModelError: the source cannot be found, downloaded or converted.
+    """
+    if not needs_conversion(config):
+        return config
+    cache = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+    cache = cache.resolve()
+    _resolve_source(config, cache)
+    return replace(config, cache_dir=str(cache))
 
 
 def _local_revision(folder: Path) -> str:
@@ -413,9 +469,10 @@ def load_model(config: ModelConfig) -> LoadedModel:
     started = time.monotonic()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source), **hub_kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(source), dtype=dtype, use_safetensors=True, **hub_kwargs
-        )
+        with _no_transformers_bars():
+            model = AutoModelForCausalLM.from_pretrained(
+                str(source), dtype=dtype, use_safetensors=True, **hub_kwargs
+            )
     except Exception as error:
         if is_hub:
             raise _hub_error(config.id, error) from error
@@ -445,7 +502,7 @@ def load_model(config: ModelConfig) -> LoadedModel:
             )
         # Padding positions are masked out, so reusing eos as pad changes no activation.
         tokenizer.pad_token = fallback
-    logger.info(
+    logger.debug(
         "loaded %s (%s) on %s as %s in %.1f s",
         config.id,
         revision,

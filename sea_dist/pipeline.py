@@ -151,6 +151,7 @@ def run_pipeline(
         log.info("stage 3/4 evaluate %s for the gate", config.fit.out)
         evaluation, recipe, metrics, notes = _evaluate(config, progress)
         seconds["evaluate"] = time.perf_counter() - start
+        log.info("evaluate: %s", gate_summary(evaluation))
     else:
         from sea_dist.edit import load_edit
         from sea_dist.evaluate.gate_record import run_recipe
@@ -180,7 +181,6 @@ def run_pipeline(
         for alias in config.publish.aliases
     ]
     seconds["publish"] = time.perf_counter() - start
-    log.info("published %s", ref)
     notes += [p.line() for p in promotions]
 
     from sea_dist.evaluate.report import write_report

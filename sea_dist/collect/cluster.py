@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30.0
 """How long to wait for a Ray head to answer, unless ``$SEA_DIST_RAY_CONNECT_TIMEOUT_S`` says."""
 TIMEOUT_ENV = "SEA_DIST_RAY_CONNECT_TIMEOUT_S"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
 RAY_CLIENT_PORT = 10001
 _FIX = (
     "start the head ('ray start --head'), fix --address / collect.ray_address / $RAY_ADDRESS, "
@@ -60,6 +61,7 @@ def init_ray(address: str | None, timeout_s: float | None = None) -> None:
     # Ray itself lets $RAY_ADDRESS win over the address argument; resolve it the same way.
     target = os.environ.get("RAY_ADDRESS") or address
     if not target:
+        explicit_token_auth()
         ray.init(address="local", include_dashboard=False)
         return
     timeout = connect_timeout(timeout_s)
@@ -67,6 +69,29 @@ def init_ray(address: str | None, timeout_s: float | None = None) -> None:
     host, port = head_address(target)
     wait_reachable(target, host, port, deadline, timeout)
     _init_within(address or None, target, max(deadline - time.monotonic(), timeout / 2))
+
+
+def explicit_token_auth() -> None:
+    """Say ``RAY_AUTH_MODE=token`` for a local cluster this process starts, unless already set.
+
+    Ray (2.60 here) turns token authentication on for every new local cluster (a token in
+    ``~/.ray/auth_token``, created if missing) and prints a warning that it did whenever
+    ``RAY_AUTH_MODE`` is unset. Setting the mode to ``token`` asks for exactly that default, so
+    nothing is weakened (the local head binds to the node's address, not only to loopback) and
+    the warning, which asks the user to opt out, is not printed. A mode the user chose (e.g.
+    ``disabled`` for a throwaway test head) is left alone; joining a cluster never calls this.
+    """
+    if AUTH_MODE_ENV in os.environ:
+        return
+    os.environ[AUTH_MODE_ENV] = "token"
+    try:
+        # Ray caches its settings from the environment when first read; re-read them as Ray does
+        # itself when it enables token mode, so this process and the head it starts agree.
+        from ray._raylet import Config  # type: ignore[attr-defined]  # compiled, untyped
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # another Ray: keep its default (and its warning)
+        del os.environ[AUTH_MODE_ENV]
 
 
 def connect_timeout(timeout_s: float | None = None) -> float:

@@ -8,6 +8,12 @@ are re-queued; a shard that keeps failing stops the run after ``collect.max_retr
 (a dead collector's failure counts against the shard it was running, not the ones queued behind
 it). Completed shards carry a marker in the store (content digests, then a done flag), so
 re-running the same config resumes and redoes exactly the shards without a complete marker.
+
+The console stays quiet: the driver converts a model that needs it (demo model, GGUF) before the
+collectors start, so they only read the cached folder; collectors run with progress bars off
+(their output is forwarded line by line to the driver, where a bar would print one line per
+update; Ray's deduplication then folds the lines several collectors repeat); the run shows one
+progress bar and ends with one summary line (:meth:`CollectSummary.line`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
 from sea_dist.errors import SeaDistError
+from sea_dist.models import prepare_model
 from sea_dist.outputs import anchored
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.target import check_store_target
@@ -42,6 +49,9 @@ from sea_dist.store.target import check_store_target
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "sea-dist-collector-"
+QUIET_ACTOR_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+"""Set in every collector: no progress bars (tqdm's and the hub's) in processes whose output is
+forwarded to the driver line by line."""
 
 
 class CollectError(SeaDistError):
@@ -80,6 +90,19 @@ class CollectSummary:
     wall_seconds: float = 0.0
     store_bytes: int = 0
     results: list[ShardResult] = field(default_factory=list, repr=False)
+
+    def line(self) -> str:
+        """The one-line summary the driver logs at the end of a run."""
+        wall = max(self.wall_seconds, 1e-9)
+        return (
+            f"collect: {self.rows_collected} rows, {self.tokens} tokens in "
+            f"{self.wall_seconds:.1f} s ({self.rows_collected / wall:.1f} demos/s, "
+            f"{self.tokens / wall:.0f} tokens/s) with {self.num_actors} actors; shards "
+            f"{self.shards_collected} collected, {self.shards_skipped} already done, "
+            f"{self.shards_retried} retried, {self.actors_replaced} actors replaced; store "
+            f"{self.store_url}: {self.rows} rows in {self.shards} shards, "
+            f"{self.store_bytes / 1e6:.1f} MB"
+        )
 
     def lines(self) -> list[str]:
         """A human summary, a few lines."""
@@ -162,12 +185,11 @@ class ShardScheduler:
         self.store_url = store_url
         self.layout = layout
         self.on_result = on_result
-        env = faults.fault_env()
         self._options: dict[str, Any] = {
             "num_cpus": layout.num_cpus,
             "num_gpus": layout.num_gpus,
             "max_restarts": 0,  # the driver replaces dead actors itself and re-queues shards
-            "runtime_env": {"env_vars": env} if env else None,
+            "runtime_env": {"env_vars": {**QUIET_ACTOR_ENV, **faults.fault_env()}},
         }
         self._actor_config = config
         if layout.device != config.model.device:
@@ -344,11 +366,16 @@ def collect(
     # Before the cluster starts and models load: a location that holds anything but a store
     # is refused here (ActivationStore.create checks again before it writes).
     check_store_target(url, overwrite or config.store.overwrite)
+    # The driver converts the demo model or a GGUF file once, before the cluster starts (a
+    # conversion error stops the run here); collectors get the absolute cache and only read it.
+    model = prepare_model(config.model)
+    if model is not config.model:
+        config = dataclasses.replace(config, model=model)
     init_ray(config.collect.ray_address)
     started = time.perf_counter()
     demonstrations = list(demos) if demos is not None else load_demonstrations(config.data)
     layout = plan_actors(config.collect, config.model.device, _cluster_nodes())
-    log.info(
+    log.debug(
         "collecting %d demonstrations into %s with %d actors (%g CPUs, %g GPUs each)",
         len(demonstrations),
         url,
@@ -402,6 +429,5 @@ def collect(
     summary.actors_replaced = scheduler.replaced
     summary.wall_seconds = time.perf_counter() - started
     summary.store_bytes = store_size(url)
-    for line in summary.lines():
-        log.info(line)
+    log.info(summary.line())
     return summary

@@ -194,5 +194,5 @@ def write_report(
     ]
     path = out / "report.md"
     path.write_text("\n".join(text), encoding="utf-8")
-    log.info("report written to %s", path)
+    log.debug("report written to %s", path)
     return path

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sea_dist.config import FitConfig
 from sea_dist.errors import FitError, expected_found
@@ -38,7 +39,8 @@ def fit_store(
         config: fit settings; default ``FitConfig()``.
         out: write the fit folder here (atomically); None keeps the result in memory only.
         overwrite: replace a non-empty ``out``.
-        progress: show Dask's progress bar for the pass and a tqdm bar over layers for the SVDs.
+        progress: show one progress bar ``fit``: the pass's tasks (local schedulers), then one
+            step per layer's SVDs.
         partitions: row partitions per layer in the pass (None: automatic).
         layers: fit only these recorded layers (model layer numbers); None fits all of them.
 
@@ -77,41 +79,50 @@ def fit_store(
     path = choose_path(config.svd, spec.d_model, spec.n_rows)
     _check_sizes(config, spec.n_rows, spec.d_model, path)
     if out is not None:
-        check_output_dir(Path(out), overwrite)  # refuse before the expensive part
+        check_output_dir(out, overwrite)  # refuse before the expensive part
 
-    started = time.perf_counter()
-    with open_scheduler(config.scheduler) as scheduler:
-        moments = compute_moments(
-            store_url,
-            spec,
-            scheduler,
-            map_name=feature_map.name,
-            scale=feature_map.scale,
-            keep_rows=path == "qr",
-            chunk_rows=config.chunk_rows,
-            partitions=partitions,
-            progress=progress,
-            layers=selected,
-            checks=store.layer_checks(markers),
-        )
-    log.info("statistics pass done in %.2fs", time.perf_counter() - started)
-
-    projections: list[LayerProjection] = []
-    for layer in tqdm(selected, desc="SVD", unit="layer", disable=not progress):
+    # One bar for the stage: the pass's Dask tasks are added to it when the pass starts.
+    bar = tqdm(total=len(selected), desc="fit", unit="step", disable=not progress)
+    try:
         started = time.perf_counter()
-        projection = fit_layer(layer, moments.pop(layer), config, path)
-        log.info(
-            "layer %d: %s SVD, k+=%d (energy %.4f), k-=%d (energy %.4f), signature %.4g, %.2fs",
-            layer,
-            projection.svd_path,
-            projection.k_pos,
-            projection.energy_pos,
-            projection.k_neg,
-            projection.energy_neg,
-            projection.signature,
-            time.perf_counter() - started,
-        )
-        projections.append(projection)
+        with open_scheduler(config.scheduler) as scheduler, _pass_progress(bar, scheduler.local):
+            bar.set_postfix_str("statistics pass", refresh=False)
+            moments = compute_moments(
+                store_url,
+                spec,
+                scheduler,
+                map_name=feature_map.name,
+                scale=feature_map.scale,
+                keep_rows=path == "qr",
+                chunk_rows=config.chunk_rows,
+                partitions=partitions,
+                layers=selected,
+                checks=store.layer_checks(markers),
+            )
+        pass_seconds = time.perf_counter() - started
+        log.debug("statistics pass done in %.2fs", pass_seconds)
+
+        projections: list[LayerProjection] = []
+        svd_started = time.perf_counter()
+        for layer in selected:
+            bar.set_postfix_str(f"SVD layer {layer}", refresh=False)
+            started = time.perf_counter()
+            projection = fit_layer(layer, moments.pop(layer), config, path)
+            bar.update(1)
+            log.debug(
+                "layer %d: %s SVD, k+=%d (energy %.4f), k-=%d (energy %.4f), signature %.4g, %.2fs",
+                layer,
+                projection.svd_path,
+                projection.k_pos,
+                projection.energy_pos,
+                projection.k_neg,
+                projection.energy_neg,
+                projection.signature,
+                time.perf_counter() - started,
+            )
+            projections.append(projection)
+    finally:
+        bar.close()  # also on an error, so its message starts on a line of its own
     result = FitResult(
         layers=tuple(projections),
         config=config,
@@ -122,8 +133,51 @@ def fit_store(
     )
     if out is not None:
         result.save(out, overwrite=overwrite)
-        log.info("wrote %s", out)
+    log.info(
+        "%s",
+        fit_line(projections, pass_seconds, time.perf_counter() - svd_started, out),
+    )
     return result
+
+
+def fit_line(
+    projections: Sequence[LayerProjection],
+    pass_seconds: float,
+    svd_seconds: float,
+    out: str | Path | None,
+) -> str:
+    """The one-line summary of a fit: layers, SVD paths, k ranges, times, where it was written."""
+    paths = "/".join(sorted({p.svd_path for p in projections}))
+    k_pos = [p.k_pos for p in projections]
+    k_neg = [p.k_neg for p in projections]
+    where = f" -> {out}" if out is not None else ""
+    return (
+        f"fit: {len(projections)} layer(s), {paths} SVD, k+ {min(k_pos)}..{max(k_pos)}, "
+        f"k- {min(k_neg)}..{max(k_neg)}; statistics pass {pass_seconds:.2f} s, SVDs "
+        f"{svd_seconds:.2f} s{where}"
+    )
+
+
+def _pass_progress(bar: Any, local: bool) -> Any:
+    """A Dask callback that counts the pass's finished tasks on ``bar`` (local schedulers only:
+    Dask's callbacks run where the tasks are scheduled), else a no-op context."""
+    from contextlib import nullcontext
+
+    from dask.callbacks import Callback
+
+    if not local or bar.disable:
+        return nullcontext()
+
+    class _BarCallback(Callback):
+        def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+            tasks = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            bar.total += tasks
+            bar.refresh()
+
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker: Any) -> None:
+            bar.update(1)
+
+    return _BarCallback()
 
 
 def _select_layers(spec: StoreSpec, layers: Sequence[int] | None) -> tuple[int, ...]:

@@ -263,7 +263,7 @@ def compute_moments(
     ranges = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows)
     selected = list(spec.layers if layers is None else layers)
     parts = partitions or auto_partitions(scheduler, len(selected), len(ranges))
-    log.info(
+    log.debug(
         "statistics pass: %d layer(s) x %d rows x d=%d, blocks of %d rows, %d partition(s) per "
         "layer, scheduler %s%s",
         len(selected),
