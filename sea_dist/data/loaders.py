@@ -43,6 +43,11 @@ def default_data_dir() -> Path | None:
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()
+    return shared_data_dir()
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` from the working directory, else from the checkout (first that exists)."""
     for base in (Path.cwd(), REPO_ROOT):
         candidate = base.parent / "shared" / "data"
         if candidate.is_dir():

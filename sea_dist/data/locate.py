@@ -35,15 +35,6 @@ class Location:
     folder: Path
 
 
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` from the working directory, else from the checkout (first that exists)."""
-    for base in (Path.cwd(), loaders.REPO_ROOT):
-        candidate = base.parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
-
-
 def data_locations(config_data_dir: str | Path | None = None) -> list[Location]:
     """The folders searched for benchmark files, in order (see the module doc).
 
@@ -57,7 +48,7 @@ def data_locations(config_data_dir: str | Path | None = None) -> list[Location]:
     if env:
         locations.append(Location(ENV_ORIGIN, Path(env).expanduser()))
     locations.append(Location(CACHE_ORIGIN, data_cache_dir()))
-    shared = shared_data_dir()
+    shared = loaders.shared_data_dir()
     if shared is not None:
         locations.append(Location(SHARED_ORIGIN, shared))
     return locations
