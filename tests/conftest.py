@@ -28,6 +28,9 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests never download benchmark data from its public source; the automatic fetch is tested
+# against a loopback server (tests/unit/data/test_fetch.py), which turns it back on.
+os.environ["SEA_DIST_DATA_FETCH"] = "never"
 
 # Make `import tiny_models` work from every test module, whether or not tests/ is a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

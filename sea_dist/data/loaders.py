@@ -66,9 +66,9 @@ def default_path(source: str) -> Path:
             f"data.path: expected a file path for source {source!r}, found None; set data.path"
         )
     # Here, not at module level: locate imports this module.
-    from sea_dist.data.locate import find_benchmark_file, missing_data_hint
+    from sea_dist.data.locate import find_or_fetch_benchmark_file, missing_data_hint
 
-    path = find_benchmark_file(DEFAULT_FILES[source])
+    path = find_or_fetch_benchmark_file(DEFAULT_FILES[source])
     if path is None:
         raise DataError(missing_data_hint(source) + " (or set data.path)")
     return path

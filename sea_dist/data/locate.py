@@ -7,19 +7,31 @@ Order (the first folder that holds the file wins, file by file):
 3. the data cache that ``sea-dist data fetch`` fills (:func:`sea_dist.data.fetch.data_cache_dir`),
 4. ``../shared/data`` next to the working directory or the checkout.
 
-Nothing is downloaded here: a missing file gives ``None``, and :func:`missing_data_hint` the one
-console line that says what is missing and the command that fetches it.
+then, with :func:`find_or_fetch_benchmark_file`, a download of the pinned source into the cache
+(once per source and process; ``$SEA_DIST_DATA_FETCH=never`` turns it off). When that is not
+possible either (offline), :func:`missing_data_hint` gives the one console line that says what is
+missing and the command that fetches it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sea_dist.data import loaders
-from sea_dist.data.fetch import data_cache_dir
-from sea_dist.data.sources import SOURCES, source_of
+from sea_dist.data.fetch import data_cache_dir, fetch_source
+from sea_dist.data.sources import SOURCE_URL_ENV, SOURCES, source_of
+from sea_dist.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FETCH_ENV = "SEA_DIST_DATA_FETCH"
+"""``auto`` (default): download a missing pinned file once; ``never``: only look."""
+AUTO_FETCH_TIMEOUT_S = 15.0
+"""Per socket operation: an offline machine fails at once, a dead mirror within this."""
+_attempted: set[tuple[str, str, str]] = set()
 
 CONFIG_ORIGIN = "evaluate.data_dir"
 ENV_ORIGIN = f"${loaders.DATA_DIR_ENV}"
@@ -76,6 +88,39 @@ def find_benchmark_file(
     """
     found = locate_benchmark_file(relative_path, config_data_dir)
     return None if found is None else found[1]
+
+
+def auto_fetch_enabled() -> bool:
+    """Whether a missing pinned file may be downloaded (``$SEA_DIST_DATA_FETCH`` is not off)."""
+    return os.environ.get(FETCH_ENV, "auto").strip().lower() not in ("never", "0", "off", "no")
+
+
+def find_or_fetch_benchmark_file(
+    relative_path: str | Path, config_data_dir: str | Path | None = None
+) -> Path | None:
+    """:func:`find_benchmark_file`, else download the pinned source that provides the file into
+    the data cache (verified, atomic: :func:`sea_dist.data.fetch.fetch_source`) and look again.
+
+    A source is tried once per process, cache and mirror, so an offline run does not retry for
+    every file; a failure is logged in one line and gives None (the caller prints the hint).
+    """
+    found = find_benchmark_file(relative_path, config_data_dir)
+    if found is not None or not auto_fetch_enabled():
+        return found
+    source = source_of(str(relative_path))
+    if source is None:
+        return None
+    attempt = (source, str(data_cache_dir()), os.environ.get(SOURCE_URL_ENV, ""))
+    if attempt in _attempted:
+        return None
+    _attempted.add(attempt)
+    log.info("%s is not on this machine; fetching the pinned %s files", relative_path, source)
+    try:
+        fetch_source(source, timeout=AUTO_FETCH_TIMEOUT_S)
+    except DataError as error:
+        log.warning("automatic fetch of %s failed: %s", source, error)
+        return None
+    return find_benchmark_file(relative_path, config_data_dir)
 
 
 def missing_data_hint(name: str | Path) -> str:

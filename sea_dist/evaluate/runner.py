@@ -69,10 +69,11 @@ def task_file(config: SeaConfig, task: str, what: str, notes: list[str]) -> Path
 
 def benchmark_file(config: SeaConfig, relative: str) -> Path | None:
     """Where a benchmark file is found: ``evaluate.data_dir``, ``$SEA_DIST_DATA_DIR``, the data
-    cache, ``../shared/data`` (:func:`sea_dist.data.locate.find_benchmark_file`); None if none."""
-    from sea_dist.data.locate import find_benchmark_file
+    cache, ``../shared/data``, else a download of its pinned source into the cache
+    (:func:`sea_dist.data.locate.find_or_fetch_benchmark_file`); None if none works."""
+    from sea_dist.data.locate import find_or_fetch_benchmark_file
 
-    return find_benchmark_file(relative, config.evaluate.data_dir)
+    return find_or_fetch_benchmark_file(relative, config.evaluate.data_dir)
 
 
 def benchmark_file_or_raise(config: SeaConfig, relative: str) -> Path:

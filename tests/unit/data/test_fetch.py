@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sea_dist.cli import main
-from sea_dist.data import loaders
+from sea_dist.data import loaders, locate
 from sea_dist.data.fetch import data_cache_dir, fetch_source
 from sea_dist.data.sources import SOURCES, DataSource, SourceFile
 from sea_dist.errors import DataError
@@ -286,3 +286,57 @@ def _exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exit_:  # argparse errors exit from inside the parser
         return int(exit_.code or 0)
+
+
+@pytest.fixture
+def auto_fetch(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """The automatic fetch switched on (conftest turns it off) and pointed at the test server."""
+    monkeypatch.setenv(locate.FETCH_ENV, "auto")
+    monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", server.url)
+    monkeypatch.setattr(locate, "_attempted", set())
+    return server
+
+
+def test_a_missing_file_is_fetched_into_the_cache_once(auto_fetch: Server) -> None:
+    found = locate.find_or_fetch_benchmark_file("truthfulqa/two.csv")
+    assert found == data_cache_dir() / "truthfulqa" / "two.csv"
+    assert found.read_bytes() == ONE[::-1]
+    assert sorted(auto_fetch.requests) == ["/files/truthfulqa/one.csv", "/files/truthfulqa/two.csv"]
+    assert locate.find_or_fetch_benchmark_file("truthfulqa/one.csv") is not None
+    assert len(auto_fetch.requests) == 2  # found in the cache now: no second download
+
+
+def test_a_failed_fetch_is_tried_once_and_leaves_nothing(
+    auto_fetch: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    auto_fetch.routes["/files/bbq/two.jsonl"] = Route(TWO[:-1] + b"!")
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
+    assert auto_fetch.requests == ["/files/bbq/two.jsonl"]  # one try per source and process
+    assert _files_below(data_cache_dir()) == []
+    failures = [r.getMessage() for r in caplog.records if "automatic fetch" in r.getMessage()]
+    assert len(failures) == 1 and "sha256" in failures[0] and "\n" not in failures[0]
+
+
+def test_never_only_looks(auto_fetch: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(locate.FETCH_ENV, "never")
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
+    assert auto_fetch.requests == []
+
+
+def test_a_file_no_source_provides_is_not_fetched(auto_fetch: Server) -> None:
+    assert locate.find_or_fetch_benchmark_file("truthfulqa/TruthfulQA-7.csv") is None
+    assert auto_fetch.requests == []
+
+
+def test_an_unreachable_source_gives_the_hint_not_an_error(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: what offline looks like
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv(locate.FETCH_ENV, "auto")
+    monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", dead)
+    monkeypatch.setattr(locate, "_attempted", set())
+    with pytest.raises(DataError, match="fix: sea-dist data fetch truthfulqa"):
+        loaders.default_path("truthfulqa")
