@@ -98,10 +98,10 @@ def no_benchmark_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     The shared folder is a fact of this machine, so its lookup is replaced (the one boundary).
     """
-    import sea_dist.data.loaders as loaders
+    import sea_dist.data.locate as locate
 
     empty = tmp_path / "no-benchmark-data"
     empty.mkdir(exist_ok=True)
     monkeypatch.setenv("SEA_DIST_DATA_DIR", str(empty))
     monkeypatch.setenv("SEA_DIST_DATA_CACHE", str(empty))
-    monkeypatch.setattr(loaders, "shared_data_dir", lambda: None)
+    monkeypatch.setattr(locate, "shared_data_dir", lambda: None)

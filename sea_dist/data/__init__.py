@@ -10,12 +10,11 @@ from sea_dist.data.fingerprint import demonstrations_fingerprint
 from sea_dist.data.generic import load_table
 from sea_dist.data.halueval import halueval_demonstrations
 from sea_dist.data.loaders import (
-    default_data_dir,
-    default_path,
     load_demonstrations,
     load_heldout_demonstrations,
     split_holdout,
 )
+from sea_dist.data.locate import default_data_dir, default_path
 from sea_dist.data.schema import MAX_ROW_BYTES, BBQItem, Demonstration, TruthfulQAItem
 from sea_dist.data.templates import PromptTemplate, make_template
 from sea_dist.data.truthfulqa import (

@@ -7,7 +7,6 @@ applies ``config.limit`` (the first N rows, in file order).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,62 +15,13 @@ from sea_dist.data.bbq import bbq_demonstrations
 from sea_dist.data.builtin import load_builtin_demonstrations
 from sea_dist.data.generic import load_table
 from sea_dist.data.halueval import halueval_demonstrations
+from sea_dist.data.locate import default_path
 from sea_dist.data.schema import Demonstration
 from sea_dist.data.truthfulqa import truthfulqa_demonstrations
 from sea_dist.errors import DataError
 
 if TYPE_CHECKING:  # config imports yaml; data needs only the attributes
     from sea_dist.config import DataConfig
-
-DATA_DIR_ENV = "SEA_DIST_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_FILES = {
-    "truthfulqa": Path("truthfulqa") / "TruthfulQA.csv",
-    "bbq": Path("bbq") / "bbq-validation-disambig.jsonl",
-}
-"""Default file of each benchmark source, relative to the data folder."""
-
-
-def default_data_dir() -> Path | None:
-    """The benchmark data folder.
-
-    Returns:
-        ``$SEA_DIST_DATA_DIR`` when set (even if it does not exist, so errors name it); else
-        ``../shared/data`` relative to the working directory or to the repository root, the
-        first that exists; else None.
-    """
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return shared_data_dir()
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` from the working directory, else from the checkout (first that exists)."""
-    for base in (Path.cwd(), REPO_ROOT):
-        candidate = base.parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
-
-
-def default_path(source: str) -> Path:
-    """Default file for ``truthfulqa`` or ``bbq`` under :func:`default_data_dir`.
-
-    Raises:
-        DataError: no data folder is found, or the source has no default file.
-    """
-    if source not in DEFAULT_FILES:
-        raise DataError(
-            f"data.path: expected a file path for source {source!r}, found None; set data.path"
-        )
-    # Here, not at module level: locate imports this module.
-    from sea_dist.data.locate import find_or_fetch_benchmark_file, missing_data_hint
-
-    path = find_or_fetch_benchmark_file(DEFAULT_FILES[source])
-    if path is None:
-        raise DataError(missing_data_hint(source) + " (or set data.path)")
-    return path
 
 
 def split_holdout(

@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sea_dist.data import loaders
 from sea_dist.data.fetch import data_cache_dir, fetch_source
 from sea_dist.data.sources import SOURCE_URL_ENV, SOURCES, source_of
 from sea_dist.errors import DataError
@@ -33,8 +32,56 @@ AUTO_FETCH_TIMEOUT_S = 15.0
 """Per socket operation: an offline machine fails at once, a dead mirror within this."""
 _attempted: set[tuple[str, str, str]] = set()
 
+DATA_DIR_ENV = "SEA_DIST_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FILES = {
+    "truthfulqa": Path("truthfulqa") / "TruthfulQA.csv",
+    "bbq": Path("bbq") / "bbq-validation-disambig.jsonl",
+}
+"""Default file of each benchmark source, relative to the data folder."""
+
+
+def default_data_dir() -> Path | None:
+    """The benchmark data folder.
+
+    Returns:
+        ``$SEA_DIST_DATA_DIR`` when set (even if it does not exist, so errors name it); else
+        ``../shared/data`` relative to the working directory or to the repository root, the
+        first that exists; else None.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return shared_data_dir()
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` from the working directory, else from the checkout (first that exists)."""
+    for base in (Path.cwd(), REPO_ROOT):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def default_path(source: str) -> Path:
+    """Default file for ``truthfulqa`` or ``bbq`` under :func:`default_data_dir`.
+
+    Raises:
+        DataError: no data folder is found, or the source has no default file.
+    """
+    if source not in DEFAULT_FILES:
+        raise DataError(
+            f"data.path: expected a file path for source {source!r}, found None; set data.path"
+        )
+    path = find_or_fetch_benchmark_file(DEFAULT_FILES[source])
+    if path is None:
+        raise DataError(missing_data_hint(source) + " (or set data.path)")
+    return path
+
+
 CONFIG_ORIGIN = "evaluate.data_dir"
-ENV_ORIGIN = f"${loaders.DATA_DIR_ENV}"
+ENV_ORIGIN = f"${DATA_DIR_ENV}"
 CACHE_ORIGIN = "data cache"
 SHARED_ORIGIN = "../shared/data"
 
@@ -56,11 +103,11 @@ def data_locations(config_data_dir: str | Path | None = None) -> list[Location]:
     locations = []
     if config_data_dir:
         locations.append(Location(CONFIG_ORIGIN, Path(config_data_dir).expanduser()))
-    env = os.environ.get(loaders.DATA_DIR_ENV)
+    env = os.environ.get(DATA_DIR_ENV)
     if env:
         locations.append(Location(ENV_ORIGIN, Path(env).expanduser()))
     locations.append(Location(CACHE_ORIGIN, data_cache_dir()))
-    shared = loaders.shared_data_dir()
+    shared = shared_data_dir()
     if shared is not None:
         locations.append(Location(SHARED_ORIGIN, shared))
     return locations

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sea_dist.data import default_data_dir, loaders
+from sea_dist.data import default_data_dir, locate
 
 
 def test_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,14 +27,14 @@ def test_none_when_nothing_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "a" / "b").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "a" / "b")
     # Stand-in for an installed package far from any checkout.
-    monkeypatch.setattr(loaders, "REPO_ROOT", tmp_path / "a" / "b")
+    monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "a" / "b")
     assert default_data_dir() is None
 
 
 def test_relative_to_the_repository_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SEA_DIST_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    expected = loaders.REPO_ROOT.parent / "shared" / "data"
+    expected = locate.REPO_ROOT.parent / "shared" / "data"
     if not expected.is_dir():
         pytest.skip(f"no shared data folder next to the checkout at {expected}")
     assert default_data_dir() == expected.resolve()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sea_dist.data import loaders
+from sea_dist.data import locate
 from sea_dist.data.fetch import file_sha256
 from sea_dist.data.locate import (
     data_locations,
@@ -35,7 +35,7 @@ def four_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     monkeypatch.setenv("SEA_DIST_DATA_CACHE", str(places["data cache"]))
     (tmp_path / "work" / "project").mkdir()
     monkeypatch.chdir(tmp_path / "work" / "project")
-    monkeypatch.setattr(loaders, "REPO_ROOT", tmp_path / "elsewhere" / "checkout")
+    monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "elsewhere" / "checkout")
     return places
 
 
@@ -78,7 +78,7 @@ def test_hint_names_the_file_the_places_and_the_command(
 
 def test_pins_are_well_formed_and_match_the_reader_layout() -> None:
     relative = [f.relative_path for s in SOURCES.values() for f in s.files]
-    for default in loaders.DEFAULT_FILES.values():
+    for default in locate.DEFAULT_FILES.values():
         assert default.as_posix() in relative
     for source in SOURCES.values():
         commit = source.base_url.rsplit("/", 1)[-1]  # pinned by a full commit, not a branch
@@ -89,7 +89,7 @@ def test_pins_are_well_formed_and_match_the_reader_layout() -> None:
 
 
 def test_pins_match_the_shared_copies() -> None:
-    shared = loaders.REPO_ROOT.parent / "shared" / "data"
+    shared = locate.REPO_ROOT.parent / "shared" / "data"
     if not shared.is_dir():
         pytest.skip(f"no shared data folder at {shared}")
     for source in SOURCES.values():

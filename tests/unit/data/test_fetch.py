@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sea_dist.cli import main
-from sea_dist.data import loaders, locate
+from sea_dist.data import locate
 from sea_dist.data.fetch import data_cache_dir, fetch_source
 from sea_dist.data.sources import SOURCES, DataSource, SourceFile
 from sea_dist.errors import DataError
@@ -99,7 +99,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "work" / "project").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "work" / "project")
-    monkeypatch.setattr(loaders, "REPO_ROOT", tmp_path / "work" / "project")
+    monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "work" / "project")
     return tmp_path
 
 
@@ -339,4 +339,4 @@ def test_an_unreachable_source_gives_the_hint_not_an_error(
     monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", dead)
     monkeypatch.setattr(locate, "_attempted", set())
     with pytest.raises(DataError, match="fix: sea-dist data fetch truthfulqa"):
-        loaders.default_path("truthfulqa")
+        locate.default_path("truthfulqa")
