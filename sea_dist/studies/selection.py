@@ -14,18 +14,39 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from sea_dist.studies.options import TuneOptions
+from sea_dist.studies.questions import QuestionSet
 from sea_dist.studies.space import Setting
-
-if TYPE_CHECKING:
-    from sea_dist.studies.tune import Tune
 
 log = logging.getLogger(__name__)
 
 
+class SearchRun(Protocol):
+    """What the search needs of a tuning run (:class:`sea_dist.studies.tune.Tune` is one);
+    a protocol, so this module does not import the run that calls it."""
+
+    options: TuneOptions
+    validation: QuestionSet
+    progress: bool
+    search_started: float
+
+    def fit(self, setting: Setting) -> Any: ...
+
+    def compare(
+        self, questions: QuestionSet, setting: Setting, n_chunks: int, intervals: bool
+    ) -> dict[str, Any]: ...
+
+    def damage(self, setting: Setting, full: bool) -> dict[str, float]: ...
+
+    def budget_failures(self, metrics: dict[str, Any], full: bool) -> list[str]: ...
+
+    def search_minutes(self) -> float: ...
+
+
 def successive_halving(
-    tune: Tune, space: Sequence[Setting]
+    tune: SearchRun, space: Sequence[Setting]
 ) -> tuple[Setting | None, list[dict[str, Any]]]:
     """Successive halving on the validation part, then the full check of the finalists.
 

@@ -165,9 +165,6 @@ KNOWN_MODULE_CYCLES: dict[tuple[str, ...], str] = {
         "publish import loader, publish imports registry, and gate/retention name Registry for "
         "types: split the registry protocol (what the others need) from the Registry facade"
     ),
-    ("sea_dist.studies.selection", "sea_dist.studies.tune"): (
-        "tune imports selection; selection names tune.Tune for types"
-    ),
 }
 
 # What a serving image (torch + safetensors) must not load when it imports these packages.
