@@ -1,16 +1,15 @@
-"""A small five-field cron evaluator with time zones (no dependency beyond ``zoneinfo``).
+"""Five-field cron expressions with time zones: croniter parses and matches, this module maps
+wall-clock times to instants.
 
 Fields, in order: minute (0-59), hour (0-23), day of month (1-31), month (1-12), day of week
-(0-7, where 0 and 7 are Sunday). Each field is ``*`` or a comma-separated list of items; an item
-is a number ``n``, a range ``a-b``, or either of those (or ``*``) followed by a step ``/s``
-(``*/15``, ``10-50/20``, ``5/10`` = ``5-59/10``). Names (``MON``, ``JAN``) and the non-standard
-``L``/``W``/``#`` are not supported.
+(0-7, where 0 and 7 are Sunday), with croniter's syntax (``*``, lists, ranges, steps; a range
+whose start is after its end wraps around, so ``22-2`` in the hour field is 22, 23, 0, 1, 2).
+Day of month and day of week follow standard (Vixie) cron: when both are restricted (neither
+starts with ``*``) a day matches if *either* matches; otherwise both must match, which makes the
+``*`` field irrelevant (croniter's ``day_or`` would treat ``*/2`` as restricted, so we set it).
 
-Day of month and day of week follow standard (Vixie) cron: when both fields are restricted
-(neither starts with ``*``) a day matches if *either* matches; otherwise both must match, which
-makes the ``*`` field irrelevant.
-
-Times are evaluated on the wall clock of the schedule's time zone:
+croniter walks the *wall clock* (naive local times); the mapping to instants is ours, because
+the project promises one behaviour at daylight-saving changes that croniter does not provide:
 
 - a wall-clock time skipped by a daylight-saving change (spring forward) fires at the instant
   PEP 495 maps it to, one offset later (``02:30`` becomes ``03:30`` local), so a daily job still
@@ -27,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import CroniterError, croniter
+
 from sea_dist.errors import ConfigError, excerpt, expected_found
 
 # (name, lowest, highest) per field; day of week accepts 7 as an alias of 0 (Sunday).
@@ -38,56 +39,26 @@ _FIELDS = (
     ("day of week", 0, 7),
 )
 _SEARCH_YEARS = 8
-"""A satisfiable expression fires within 8 years (29 February on a given weekday: < 28 years
-in theory, but with OR semantics any restricted weekday matches weekly); beyond it we give up."""
+"""A satisfiable expression fires within 8 years (29 February); beyond it we give up."""
+_MINUTE = dt.timedelta(minutes=1)
+_DAY = dt.timedelta(days=1)
 
 
-def _parse_number(text: str, name: str, low: int, high: int, expression: str) -> int:
-    # isascii: str.isdigit() also accepts '²' and other digits that int() refuses.
-    if not (text.isascii() and text.isdigit()):
-        raise ConfigError(
-            expected_found(
-                f"cron {name}", f"a number {low}-{high}", text, f"in {excerpt(expression)}"
-            )
+def _field_problem(fields: list[str], position: int, expression: str) -> str | None:
+    """The one-line problem of field ``position`` alone (others ``*``), or None if croniter
+    accepts it: croniter's own messages quote the whole expression, not the field."""
+    name, low, high = _FIELDS[position]
+    alone = " ".join(text if i == position else "*" for i, text in enumerate(fields))
+    try:
+        croniter.expand(alone)
+    except (CroniterError, ValueError) as error:
+        return expected_found(
+            f"cron {name}",
+            f"a value in {low}-{high} (a number, a range a-b, a list a,b or a step */s)",
+            fields[position],
+            f"in {excerpt(expression)} ({error})",
         )
-    value = int(text)
-    if not low <= value <= high:
-        raise ConfigError(
-            expected_found(
-                f"cron {name}", f"a value in {low}-{high}", value, f"in {excerpt(expression)}"
-            )
-        )
-    return value
-
-
-def _parse_field(text: str, name: str, low: int, high: int, expression: str) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        base, _, step_text = item.partition("/")
-        step = 1
-        if step_text or item.endswith("/"):
-            step = _parse_number(step_text, f"{name} step", 1, high - low + 1, expression)
-        if base == "*":
-            start, stop = low, high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start = _parse_number(first, name, low, high, expression)
-            stop = _parse_number(last, name, low, high, expression)
-            if start > stop:
-                raise ConfigError(
-                    expected_found(
-                        f"cron {name} range",
-                        "low-high with low <= high",
-                        base,
-                        f"in {excerpt(expression)}",
-                    )
-                )
-        else:
-            start = _parse_number(base, name, low, high, expression)
-            # "5/10" means "from 5 to the end in steps of 10"; a bare "5" is just 5.
-            stop = high if step_text else start
-        values.update(range(start, stop + 1, step))
-    return frozenset(values)
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,7 +87,8 @@ class CronExpression:
         """Parse ``expression`` for ``timezone``.
 
         Raises:
-            ConfigError: a field is malformed or out of range, or the zone is unknown.
+            ConfigError: a field is malformed or out of range (each such field named), or the
+                zone is unknown.
         """
         fields = expression.split()
         if len(fields) != 5:
@@ -136,32 +108,28 @@ class CronExpression:
                     "timezone", "an IANA zone name like 'UTC' or 'Europe/Berlin'", timezone
                 )
             ) from None
-        parsed = [
-            _parse_field(text, name, low, high, expression)
-            for text, (name, low, high) in zip(fields, _FIELDS, strict=True)
+        problems = [
+            problem
+            for position in range(5)
+            if (problem := _field_problem(fields, position, expression)) is not None
         ]
-        weekdays = frozenset(d % 7 for d in parsed[4])
+        if problems:
+            raise ConfigError(problems)
+        expanded, _ = croniter.expand(expression)
+        values = [
+            frozenset(range(low, high + 1)) if field == ["*"] else frozenset(map(int, field))
+            for field, (_, low, high) in zip(expanded, _FIELDS, strict=True)
+        ]
+        weekdays = frozenset(d % 7 for d in values[4])
         day_or = not fields[2].startswith("*") and not fields[4].startswith("*")
         return cls(
-            expression, timezone, parsed[0], parsed[1], parsed[2], parsed[3], weekdays, day_or
+            expression, timezone, values[0], values[1], values[2], values[3], weekdays, day_or
         )
 
     @property
     def zone(self) -> ZoneInfo:
         """The :class:`zoneinfo.ZoneInfo` of :attr:`timezone`."""
         return ZoneInfo(self.timezone)
-
-    def matches_day(self, day: dt.date) -> bool:
-        """Whether the calendar day ``day`` (in the schedule's zone) has fire times."""
-        if day.month not in self.months:
-            return False
-        dom = day.day in self.days
-        dow = day.isoweekday() % 7 in self.weekdays
-        return (dom or dow) if self.day_or else (dom and dow)
-
-    def day_fire_times(self, day: dt.date) -> tuple[dt.datetime, ...]:
-        """The fire instants (UTC, aware, sorted) of the local calendar day ``day``."""
-        return _day_instants(self, day)
 
     def next_fire(self, after: dt.datetime) -> dt.datetime:
         """The first fire time strictly after ``after``.
@@ -180,16 +148,22 @@ class CronExpression:
             raise ValueError("next_fire: expected a timezone-aware datetime, found a naive one")
         # Start a day early: a wall-clock time in a DST gap maps one offset later, possibly
         # past midnight, so the previous local day can still hold the next instant.
-        day = after.astimezone(self.zone).date() - dt.timedelta(days=1)
-        for _ in range(366 * _SEARCH_YEARS):
+        local_day = after.astimezone(self.zone).date() - _DAY
+        give_up = local_day + dt.timedelta(days=366 * _SEARCH_YEARS)
+        day = self._next_day(local_day)
+        while day is not None and day <= give_up:
             instants = _day_instants(self, day)
             index = bisect.bisect_right(instants, after)
-            day += dt.timedelta(days=1)
+            following_day = self._next_day(day + _DAY)
             if index < len(instants):
                 # A gap-shifted time late on one day can land after the next day's first time.
-                following = _day_instants(self, day)
-                later = bisect.bisect_right(following, after)
-                return min(instants[index : index + 1] + following[later : later + 1])
+                candidates = list(instants[index : index + 1])
+                if following_day is not None:
+                    following = _day_instants(self, following_day)
+                    later = bisect.bisect_right(following, after)
+                    candidates += following[later : later + 1]
+                return min(candidates)
+            day = following_day
         raise ConfigError(
             expected_found(
                 "cron",
@@ -208,19 +182,32 @@ class CronExpression:
                 return
             yield current
 
+    def _next_day(self, day: dt.date) -> dt.date | None:
+        """The first local calendar day on or after ``day`` that has fire times (None: never)."""
+        try:
+            first = _walk(self, day)
+            return first.get_next(dt.datetime).date()
+        except CroniterError:  # croniter's own search gave up: the expression never fires
+            return None
+
+
+def _walk(cron: CronExpression, day: dt.date) -> croniter:
+    """croniter over the wall clock, from the first minute of ``day`` on."""
+    return croniter(
+        cron.expression, dt.datetime.combine(day, dt.time()) - _MINUTE, day_or=cron.day_or
+    )
+
 
 @functools.lru_cache(maxsize=256)
 def _day_instants(cron: CronExpression, day: dt.date) -> tuple[dt.datetime, ...]:
-    if not cron.matches_day(day):
-        return ()
+    """The fire instants (UTC, aware, sorted) of the local calendar day ``day``."""
+    walk = _walk(cron, day)
     zone = cron.zone
-    instants = {
+    instants = set()
+    while (wall := walk.get_next(dt.datetime)).date() == day:
         # fold=0: an ambiguous time resolves to its first occurrence; a nonexistent (gap) time
         # resolves one offset later (PEP 495), which is the documented behaviour.
-        dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone).astimezone(dt.UTC)
-        for hour in cron.hours
-        for minute in cron.minutes
-    }
+        instants.add(wall.replace(tzinfo=zone).astimezone(dt.UTC))
     # Sorted by instant, not wall clock: gap-shifted times can overtake later wall-clock times,
     # and two wall-clock times can map to one instant (02:30 in the gap and 03:30).
     return tuple(sorted(instants))

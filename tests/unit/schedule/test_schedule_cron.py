@@ -198,15 +198,24 @@ def test_fall_back_ambiguous_time_fires_once() -> None:
         ("* * 0 * *", "day of month"),
         ("* * * 13 *", "month"),
         ("* * * * 8", "day of week"),
-        ("5-1 * * * *", "low <= high"),
-        ("*/0 * * * *", "step"),
-        ("a * * * *", "expected a number"),
-        ("1,,2 * * * *", "expected a number"),
+        ("*/0 * * * *", "minute: expected a value in 0-59.*found '\\*/0'"),
+        ("a * * * *", "minute: expected a value in 0-59.*found 'a'"),
+        ("1,,2 * * * *", "minute: expected a value in 0-59.*found '1,,2'"),
+        ("60 * 0 * *", "minute: .*; cron day of month"),
     ],
 )
 def test_bad_expressions_name_the_field(expression: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         CronExpression.parse(expression)
+
+
+def test_reversed_range_wraps_around() -> None:
+    # croniter's range semantics (a deliberate change from the hand-written parser, which
+    # refused them): 22-2 in the hour field is an overnight window.
+    assert CronExpression.parse("0 22-2 * * *").hours == {22, 23, 0, 1, 2}
+    cron = CronExpression.parse("0 22-2 * * *")
+    fires = list(cron.fire_times(at(2026, 5, 1, 12), at(2026, 5, 2, 12)))
+    assert [t.hour for t in fires] == [22, 23, 0, 1, 2]
 
 
 def test_unknown_timezone_and_never_firing() -> None:
