@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 CONFIG ?= jobs/configs/default.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install run demo-model lint typecheck pytest test clean
+.PHONY: install run demo-model lint typecheck pytest test test-fast clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ typecheck: install
 	$(VENV)/bin/mypy sea_dist jobs
 
 pytest: install
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "" $(PYTEST_ARGS)
+
+# The fast tier only (unit tests; no Ray/Dask services, no demo model, no reliability suite).
+test-fast: install
+	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest
 

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite and its two markers.
+"""Fixtures of the reliability suite and its markers (registered in pyproject.toml).
 
 - ``fault``: the test injects a fault (a killed process, a full or read-only disk, a failing
   write, a corrupted file) and checks that it is survived with no data lost.
@@ -23,9 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_workspace import Workspace, build_workspace  # noqa: E402
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "fault: injects a fault that must be survived")
-    config.addinivalue_line("markers", "bad_input: feeds one bad input that must be refused")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this suite is in the ``reliability`` tier (not run by a bare ``pytest``)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)
 
 
 @pytest.fixture(scope="module")
