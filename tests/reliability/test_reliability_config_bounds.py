@@ -121,12 +121,13 @@ CASES: dict[str, tuple[bytes, str]] = {
     "cron-step-zero": (
         b"schedule:\n  schedules:\n    - name: a\n      cron: '*/0 * * * *'\n"
         b"      job_config: x.yaml\n",
-        "cron minute step",
+        "cron minute: expected a value in 0-59",
     ),
-    "cron-range-backwards": (
-        b"schedule:\n  schedules:\n    - name: a\n      cron: 0 9-5 * * *\n"
+    # A backwards range (9-5) is an overnight window since croniter; a range past 23 is not.
+    "cron-range-out-of-bounds": (
+        b"schedule:\n  schedules:\n    - name: a\n      cron: 0 9-25 * * *\n"
         b"      job_config: x.yaml\n",
-        "cron hour range",
+        "cron hour: expected a value in 0-23",
     ),
     "cron-weekday-8": (
         b"schedule:\n  schedules:\n    - name: a\n      cron: 0 3 * * 8\n"
