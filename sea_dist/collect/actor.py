@@ -16,16 +16,13 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
-import numpy as np
 import ray
 import torch
 import transformers
 
-from sea_dist.collect import faults
 from sea_dist.collect.record import ActivationRecorder, RecordOptions
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, demonstrations_fingerprint, make_template
@@ -82,6 +79,12 @@ class ShardResult:
     worker: str
 
 
+BeforeWrite = Callable[[int, ActivationStore, int, int], None]
+"""A hook run in the collector between recording shard ``shard`` (rows ``start:stop``) and
+writing it to ``store``. The fault-tolerance tests pass one that tears a chunk and kills the
+collector; it travels to the actors pickled (by value when defined in a test)."""
+
+
 def record_options(config: SeaConfig) -> RecordOptions:
     """The recording options a config asks for."""
     c = config.collect
@@ -104,6 +107,8 @@ class ShardCollector:
         demos: all demonstrations of the run, in store-row order.
         store_url: URL of the activation store (created by the driver before the first shard).
         torch_threads: intra-op threads for this collector (its CPU share).
+        before_write: called in the collector with ``(shard, store, start, stop)`` after a
+            shard is recorded and before it is written (see :data:`BeforeWrite`).
     """
 
     def __init__(
@@ -112,8 +117,10 @@ class ShardCollector:
         demos: Sequence[Demonstration],
         store_url: str,
         torch_threads: int = 1,
+        before_write: BeforeWrite | None = None,
     ) -> None:
         self.config = config
+        self.before_write = before_write
         self.demos = list(demos)
         self.store_url = store_url
         self.torch_threads = max(1, int(torch_threads))
@@ -176,13 +183,8 @@ class ShardCollector:
         demos = self.demos[start:stop]
         assert self.recorder is not None  # set by setup()
         recorded = self.recorder.record(demos)
-
-        def torn_write() -> None:
-            # Test-only: a partial write of the shard's first chunk, as a crash would leave.
-            neutral: Any = store.group["neutral"]
-            neutral[start:stop, :1] = np.full_like(recorded.neutral[:, :1], 7.0)
-
-        faults.maybe_exit_in_shard(shard, torn_write)
+        if self.before_write is not None:
+            self.before_write(shard, store, start, stop)
         store.write_shard(
             shard,
             recorded.arrays(),

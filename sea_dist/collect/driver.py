@@ -34,8 +34,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from tqdm import tqdm
 
-from sea_dist.collect import faults
-from sea_dist.collect.actor import CollectorActor, CollectorInfo, ShardResult
+from sea_dist.collect.actor import BeforeWrite, CollectorActor, CollectorInfo, ShardResult
 from sea_dist.collect.cluster import init_ray
 from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
@@ -170,6 +169,8 @@ class ShardScheduler:
         store_url: normalised store URL.
         layout: the actor layout.
         on_result: called on the driver after each completed shard (progress, tests).
+        before_write: run in the collectors before each shard is written (tests inject
+            faults with it).
     """
 
     def __init__(
@@ -179,8 +180,10 @@ class ShardScheduler:
         store_url: str,
         layout: ActorLayout,
         on_result: Callable[[ShardResult], None] | None = None,
+        before_write: BeforeWrite | None = None,
     ) -> None:
         self.config = config
+        self.before_write = before_write
         self.demos_ref = demos_ref
         self.store_url = store_url
         self.layout = layout
@@ -189,7 +192,7 @@ class ShardScheduler:
             "num_cpus": layout.num_cpus,
             "num_gpus": layout.num_gpus,
             "max_restarts": 0,  # the driver replaces dead actors itself and re-queues shards
-            "runtime_env": {"env_vars": {**QUIET_ACTOR_ENV, **faults.fault_env()}},
+            "runtime_env": {"env_vars": QUIET_ACTOR_ENV},
         }
         self._actor_config = config
         if layout.device != config.model.device:
@@ -206,7 +209,11 @@ class ShardScheduler:
     def _new_actor(self, slot: int) -> Any:
         name = f"{ACTOR_PREFIX}{self.run_id}-{slot}-{self.generation[slot]}"
         return CollectorActor.options(name=name, **self._options).remote(
-            self._actor_config, self.demos_ref, self.store_url, self.layout.torch_threads
+            self._actor_config,
+            self.demos_ref,
+            self.store_url,
+            self.layout.torch_threads,
+            self.before_write,
         )
 
     def describe(self) -> CollectorInfo:
@@ -261,7 +268,6 @@ class ShardScheduler:
 
         for slot in range(len(self.actors)):
             fill(slot)
-        completed = 0
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
@@ -294,11 +300,9 @@ class ShardScheduler:
                     log.warning("shard %d failed: %s", shard, str(cause).splitlines()[0])
                     self._retry(shard, failures, queue, error)
                 else:
-                    completed += 1
                     progress(result)
                     if self.on_result is not None:
                         self.on_result(result)
-                    faults.maybe_exit_driver(completed)
                 for other in range(len(self.actors)):
                     fill(other)
 
@@ -338,6 +342,7 @@ def collect(
     progress: bool = True,
     on_result: Callable[[ShardResult], None] | None = None,
     demos: Sequence[Demonstration] | None = None,
+    before_write: BeforeWrite | None = None,
 ) -> CollectSummary:
     """Collect the activations ``config`` describes into its store (resuming if possible).
 
@@ -349,8 +354,10 @@ def collect(
         overwrite: replace an existing store even if it is incompatible
             (``store.overwrite`` does the same).
         progress: show a progress bar (demonstrations/s, tokens/s, ETA).
-        on_result: called after each completed shard.
+        on_result: called on the driver after each completed shard.
         demos: the demonstrations to record (default: loaded from ``config.data``).
+        before_write: run in each collector between recording a shard and writing it (see
+            :data:`~sea_dist.collect.actor.BeforeWrite`; the fault-tolerance tests use it).
 
     Returns:
         The run's :class:`CollectSummary`.
@@ -383,7 +390,9 @@ def collect(
         layout.num_cpus,
         layout.num_gpus,
     )
-    scheduler = ShardScheduler(config, ray.put(demonstrations), url, layout, on_result)
+    scheduler = ShardScheduler(
+        config, ray.put(demonstrations), url, layout, on_result, before_write
+    )
     try:
         info = scheduler.describe()
         spec = store_spec(config, info)

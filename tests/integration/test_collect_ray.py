@@ -9,7 +9,6 @@ the same batches give the same floats.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import numpy as np
 import pytest
 import yaml
 
-from sea_dist.collect import faults
 from sea_dist.collect.actor import ShardResult
 from sea_dist.collect.driver import ACTOR_PREFIX, CollectError, collect
 from sea_dist.config import SeaConfig, config_from_dict, config_to_dict, with_overrides
@@ -32,6 +30,7 @@ from sea_dist.store import ActivationStore
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 ARRAYS = ("neutral", "positive", "negative", "row_ids", "generated", "n_tokens")
 
 
@@ -138,12 +137,12 @@ def test_actor_exiting_mid_shard_is_replaced_and_the_shard_retried(
     base_config: SeaConfig,
     reference: dict[str, np.ndarray],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(faults.EXIT_ON_SHARD, "2")
-    monkeypatch.setenv(faults.ONCE_FILE, str(tmp_path / "fired"))
+    from fault_hooks import exit_in_shard
+
     config = _at(base_config, tmp_path / "exit.zarr")
-    summary = collect(config, progress=False)
+    hook = exit_in_shard(2, once_file=str(tmp_path / "fired"))
+    summary = collect(config, progress=False, before_write=hook)
     assert (tmp_path / "fired").exists(), "the fault never fired"
     assert summary.shards_retried >= 1 and summary.actors_replaced >= 1
     assert summary.shards_collected == 6
@@ -174,13 +173,13 @@ def test_actor_killed_by_ray_is_replaced(
     _assert_same_store(config.store.url, reference)
 
 
-def test_shard_that_keeps_failing_stops_the_run(
-    base_config: SeaConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(faults.EXIT_ON_SHARD, "1")  # no once-file: fails on every attempt
+def test_shard_that_keeps_failing_stops_the_run(base_config: SeaConfig, tmp_path: Path) -> None:
+    from fault_hooks import exit_in_shard
+
     config = _at(base_config, tmp_path / "poison.zarr", max_retries=1)
     with pytest.raises(CollectError, match="shard 1: expected to succeed within 1 retries"):
-        collect(config, progress=False)
+        # No once-file: the collector dies in shard 1 on every attempt.
+        collect(config, progress=False, before_write=exit_in_shard(1))
     store = ActivationStore.open(config.store.url)
     assert 1 not in store.done_shards()
 
@@ -196,6 +195,20 @@ def test_driver_killed_then_rerun_resumes(
     config = _at(base_config, url, max_in_flight=1)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config_to_dict(config)), encoding="utf-8")
+    # The driver dies (os._exit) after 2 completed shards: collect() in a child process whose
+    # on_result callback kills it.
+    died = subprocess.run(
+        [sys.executable, str(HERE / "collect_driver_child.py"), str(path), ray_cluster, "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert died.returncode == 1, died.stdout + died.stderr
+    assert "collect finished" not in died.stdout  # it died, it did not finish
+    done_before = ActivationStore.open(str(url)).done_shards()
+    assert 2 <= len(done_before) < 6
+
     command = [
         sys.executable,
         str(REPO / "jobs" / "collect.py"),
@@ -205,18 +218,7 @@ def test_driver_killed_then_rerun_resumes(
         ray_cluster,
         "--no-progress",
     ]
-    env = {**os.environ, faults.DRIVER_EXIT_AFTER: "2"}
-    died = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert died.returncode == 1, died.stdout + died.stderr
-    assert "SEA_DIST_RESULT" not in died.stdout  # it died, it did not finish
-    done_before = ActivationStore.open(str(url)).done_shards()
-    assert 2 <= len(done_before) < 6
-
-    finished = subprocess.run(
-        command[:-1] + ["--no-progress"], capture_output=True, text=True, timeout=300, check=False
-    )
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     result = json.loads(finished.stdout.strip().splitlines()[-1].split(" ", 1)[1])
     assert result["status"] == "ok" and result["store"] == str(url)

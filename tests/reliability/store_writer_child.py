@@ -3,9 +3,9 @@
 Usage: ``python store_writer_child.py URL DIE_IN_SHARD SHARD [SHARD ...]``. Writes the listed
 shards of the store (created by the parent with ``reliability_workspace.store_spec()``) in order
 with the deterministic payloads of ``reliability_workspace.shard_payload``. In shard
-``DIE_IN_SHARD`` it writes the activation arrays, then uses collection's own fault switch
-(``SEA_DIST_FAULT_EXIT_ON_SHARD``, set here) to tear a chunk and ``os._exit(1)`` before the
-completion marker: a collector or driver killed mid-shard, exactly as in a Ray run.
+``DIE_IN_SHARD`` it writes the activation arrays, then tears a chunk and calls ``os._exit(1)``
+before the completion marker: a collector or driver killed mid-shard, as the collection tests'
+fault hook (tests/fault_hooks.py) does in a Ray run.
 """
 
 from __future__ import annotations
@@ -18,18 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability_workspace import shard_payload  # noqa: E402
 
-from sea_dist.collect import faults  # noqa: E402
 from sea_dist.store import ACTIVATION_ARRAYS, ActivationStore  # noqa: E402
 
 
 def main(url: str, die_in: int, shards: list[int]) -> None:
     store = ActivationStore.open(url, mode="r+")
-    os.environ[faults.EXIT_ON_SHARD] = str(die_in)
-
-    def torn_write() -> None:
-        # Garbage over the first chunk file of the shard, as a write cut short would leave.
-        chunk = Path(url, "neutral", "c", str(die_in), "0", "0")
-        chunk.write_bytes(b"\x00torn")
 
     for shard in shards:
         activations, ids, generated, n_tokens = shard_payload(store.spec, shard)
@@ -39,7 +32,9 @@ def main(url: str, die_in: int, shards: list[int]) -> None:
         start, stop = store.spec.shard_rows(shard)
         for name in ACTIVATION_ARRAYS:  # the data of the shard, but not its marker
             store.group[name][start:stop] = activations[name]  # type: ignore[index]
-        faults.maybe_exit_in_shard(shard, torn_write)
+        # Garbage over the first chunk file of the shard, as a write cut short would leave.
+        Path(url, "neutral", "c", str(die_in), "0", "0").write_bytes(b"\x00torn")
+        os._exit(1)
     raise SystemExit("the fault did not fire")
 
 
