@@ -1,21 +1,23 @@
-"""Python client of the read-only HTTP API: the same queries as :class:`Registry`, over HTTP.
+"""Python client of the read-only HTTP API (over httpx): the same queries as :class:`Registry`.
 
 ``open_registry("http://127.0.0.1:8765")`` returns an :class:`HttpRegistry`, so the CLI and
-``load_artifact(ref, registry="http://...")`` work against a served registry. Downloads are
-checked twice: the body against the ``X-Content-SHA256`` header and, as for every load, the
-full artifact verification (layout, checksum against the manifest, shapes).
+``load_artifact(ref, registry="http://...")`` work against a served registry. Every answer is
+streamed and read up to a size limit (:func:`~sea_dist.artifacts.responses.read_bounded`).
+Downloads are checked twice: the body against the ``X-Content-SHA256`` header and, as for every
+load, the full artifact verification (layout, checksum against the manifest, shapes).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import logging
 import os
-import urllib.error
-import urllib.request
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+
+import httpx
 
 from sea_dist.artifacts.loader import (
     Artifact,
@@ -55,20 +57,28 @@ from sea_dist.errors import ArtifactError, RegistryError, excerpt, expected_foun
 MAX_DOWNLOAD_BYTES = 16 << 30  # 16 GiB: an 80-layer d = 8192 edit at k ~ d/4 in float32
 MAX_ERROR_BYTES = 64 << 10
 
+# httpx logs every request at INFO, which the CLI's INFO logging would print as noise on stderr
+# for each query; its warnings stay. A level set by the application is kept.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
-def _error_answer(error: urllib.error.HTTPError, address: str) -> Exception:
+
+def _error_answer(response: httpx.Response, address: str) -> Exception:
     """The exception for an HTTP error status, typed by the API's JSON error document."""
     try:
-        body = read_bounded(error, MAX_ERROR_BYTES, address, max_seconds=MAX_JSON_SECONDS)
+        body = read_bounded(
+            response.iter_raw(), MAX_ERROR_BYTES, address, max_seconds=MAX_JSON_SECONDS
+        )
         info = json.loads(body)["error"]
         message, kind = str(info["message"]), str(info["type"])
-    except (ValueError, KeyError, TypeError, RecursionError, RegistryError, OSError):
-        message = f"{address}: HTTP {error.code} {excerpt(error.reason)}; {NOT_THE_API}"
+    except (ValueError, KeyError, TypeError, RecursionError, RegistryError, httpx.HTTPError):
+        reason = excerpt(response.reason_phrase)
+        message = f"{address}: HTTP {response.status_code} {reason}; {NOT_THE_API}"
         kind = "RegistryError"
     message = message if len(message) <= 500 else message[:500] + "... (cut)"
     if kind == MissingArtifactFileError.__name__:  # a damaged version, not a bad ref
         return MissingArtifactFileError(message)
-    if error.code == 404:
+    if response.status_code == 404:
         return NotFoundError(message)
     if kind == "ArtifactError":
         return ArtifactError(message)
@@ -80,7 +90,8 @@ class HttpRegistry:
 
     Nothing the server sends is trusted: answers are read up to a size limit, JSON answers must
     be JSON of the API's schema (:mod:`sea_dist.artifacts.responses`), and downloads are bounded
-    by the size the manifest states and by ``max_download_bytes``.
+    by the size the manifest states and by ``max_download_bytes``. Connections are kept alive
+    between queries; :meth:`close` (or ``with HttpRegistry(...)``) releases them.
 
     Args:
         url: base address, e.g. ``http://127.0.0.1:8765``.
@@ -100,6 +111,39 @@ class HttpRegistry:
         self.timeout = timeout
         self.max_download_bytes = max_download_bytes
         self.max_answer_seconds = max_answer_seconds
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:  # made on first use: an unused client opens nothing
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.timeout,
+                    follow_redirects=True,
+                    # Bodies are counted as they arrive on the wire: no compressed answers,
+                    # whose decoded size the limits could not bound.
+                    headers={"Accept-Encoding": "identity"},
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the kept-alive connections (the client opens new ones if used again)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> HttpRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_client", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _client=None, _lock=threading.Lock())
 
     def _request(
         self,
@@ -112,19 +156,26 @@ class HttpRegistry:
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         address = f"{self.url}/v1/{path}" + (f"?{query}" if query else "")
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as response:  # noqa: S310
+            with self._http().stream("GET", address) as response:
+                if response.status_code >= 400:
+                    raise _error_answer(response, address)
                 headers = {k.lower(): v for k, v in response.headers.items()}
+                encoding = headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise RegistryError(
+                        expected_found(
+                            address, "an uncompressed answer", f"Content-Encoding {encoding}"
+                        )
+                    )
                 body = read_bounded(
-                    response,
+                    response.iter_raw(),
                     limit,
                     address,
                     announced=headers.get("content-length"),
                     max_seconds=self.max_answer_seconds if timed else None,
                 )
                 return body, headers, address
-        except urllib.error.HTTPError as error:
-            raise _error_answer(error, address) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as error:
             raise RegistryError(
                 expected_found(
                     "registry", "a reachable sea-dist registry server", self.url, f"{error}"

@@ -409,7 +409,7 @@ def _aliases(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.http import check_bind_host, make_server
+    from sea_dist.artifacts.registry_api.server import check_bind_host, make_server
     from sea_dist.errors import RegistryError
 
     host = check_bind_host(args.host, args.allow_remote)

@@ -11,28 +11,21 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 from sea_dist.artifacts.refs import NAME_RE
 from sea_dist.errors import RegistryError, excerpt, expected_found
 
 MAX_JSON_BYTES = 16 << 20  # the largest API answer (a long versions list) is far below this
 MAX_JSON_SECONDS = 120.0  # a JSON answer trickled byte by byte still ends
-READ_CHUNK = 1 << 20
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-class Readable(Protocol):
-    """An open response body (``http.client.HTTPResponse``, ``urllib.error.HTTPError``)."""
-
-    def read(self, amt: int, /) -> bytes: ...
-
 
 NOT_THE_API = "check that the URL is a 'sea-dist registry serve' address like http://HOST:8765"
 
 
 def read_bounded(
-    response: Readable,
+    chunks: Iterable[bytes],
     limit: int,
     address: str,
     *,
@@ -42,7 +35,8 @@ def read_bounded(
     """Read a body of at most ``limit`` bytes, refusing more before it is held in memory.
 
     Args:
-        response: the open response (``read(n)`` returns at most n bytes, b"" at the end).
+        chunks: the body as it arrives (``httpx.Response.iter_raw()``: each chunk is one socket
+            read, so at most one read past the limit is ever held).
         limit: the most bytes the answer may have.
         address: the URL, for messages.
         announced: the ``Content-Length`` header, refused early when it exceeds the limit.
@@ -51,13 +45,10 @@ def read_bounded(
     if announced is not None and announced.strip().isdigit() and int(announced) > limit:
         raise RegistryError(_too_large(address, limit, f"Content-Length {int(announced)}"))
     started = time.monotonic()
-    chunks: list[bytes] = []
+    body: list[bytes] = []
     size = 0
-    while True:
-        chunk = response.read(min(READ_CHUNK, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    for chunk in chunks:
+        body.append(chunk)
         size += len(chunk)
         if size > limit:
             raise RegistryError(_too_large(address, limit, f"more than {limit} bytes"))
@@ -70,6 +61,7 @@ def read_bounded(
                     "the server is too slow or is not a sea-dist registry; " + NOT_THE_API,
                 )
             )
+    return b"".join(body)
 
 
 def _too_large(address: str, limit: int, found: str) -> str:
