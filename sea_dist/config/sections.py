@@ -218,7 +218,8 @@ class FitConfig(Checked):
     """Rows per block of the statistics pass."""
     precision: Literal["float64", "mixed"] = "float64"
     """Statistics pass products: ``float64``, or ``mixed`` (float32 GEMMs summed into float64
-    per block; about twice as fast, within 1e-6 of float64 on the benchmark)."""
+    per block, rows shifted by a per-partition mean first; measured at d = 4096, N = 20000: about
+    1.5x less CPU than float64, cross-covariances within 1e-7 of it)."""
     device: Str = "cpu"
     """Where the statistics pass and SVDs run: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (torch on
     a CUDA device when one is visible)."""

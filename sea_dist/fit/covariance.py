@@ -10,6 +10,16 @@ Centring is applied afterwards, ``Omega_c = X^T X+ / N - mu mu+^T``, so one pass
 centred and the uncentred fit (fine numerically for activations in float64). For the thin-QR
 route (N < d) the moments carry the feature-mapped rows themselves instead of the d x d products.
 
+Mixed precision (``fit.precision: mixed``, :meth:`LayerMoments.add_rows` with ``shifts``): the
+block products are float32 GEMMs summed into the float64 totals, and the row sums stay float64.
+Residual-stream rows share a mean much larger than their spread, so float32 products of the raw
+rows lose the digits that centring needs (relative error ~1e-5 on the benchmark data). The rows
+are therefore shifted by fixed per-role vectors ``c`` (a block's column means, rounded to
+float32 so the shift is exact in both precisions) before the float32 product, which yields
+``(X - 1c^T)^T (X+ - 1c+^T)``; :meth:`LayerMoments.unshift` turns it back into the uncentred
+``X^T X+ = A^T B + c (s+ - n c+)^T + s c+^T`` in float64 (``s`` the float64 row sums), so merging
+and centring are the same as for the float64 path.
+
 The signature of a layer, a cheap score to help choose layers, is the sum of singular values of
 the cross-covariance between the stacked activations ``[X+; X-]`` (2N x d) and their labels
 ``y = [+1; -1]``, both centred. ``y`` has zero mean, so that d x 1 cross-covariance is
@@ -35,6 +45,8 @@ class LayerMoments:
         sum_neutral, sum_positive, sum_negative: (d,) column sums of X, X+, X-.
         cross_pos, cross_neg: (d, d) ``X^T X+`` and ``X^T X-``; None when ``rows`` is kept.
         rows: ``(X, X+, X-)``, each (n_rows, d), kept for the thin-QR route instead of the products.
+        shifts: ``(c, c+, c-)``, each (d,) float64, while the products are of shifted rows (mixed
+            precision, before :meth:`unshift`); None otherwise.
     """
 
     n_rows: int
@@ -44,6 +56,7 @@ class LayerMoments:
     cross_pos: np.ndarray | None = None
     cross_neg: np.ndarray | None = None
     rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    shifts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def d(self) -> int:
@@ -73,15 +86,24 @@ class LayerMoments:
         positive: np.ndarray,
         negative: np.ndarray,
         scratch: np.ndarray | None = None,
+        shifts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Accumulate a block of rows in place.
 
         Args:
             neutral, positive, negative: (n, d) float64, feature map already applied.
-            scratch: optional (d, d) float64 buffer reused for the products, so a long pass does
-                not allocate (and page-fault) a d x d temporary per block.
+            scratch: optional (d, d) buffer reused for the products, so a long pass does not
+                allocate (and page-fault) a d x d temporary per block: float64, or float32 with
+                ``shifts``.
+            shifts: mixed precision: ``(c, c+, c-)``, each (d,) float64 holding float32 values
+                (:func:`block_shifts`); the products become float32 GEMMs of the shifted rows,
+                summed in float64. Every block of these moments must use the same shifts, and
+                :meth:`unshift` must follow the last one.
         """
         first = self.n_rows == 0
+        if not first and shifts is not self.shifts:
+            raise FitError("moments: expected the same shifts for every block, found others")
+        self.shifts = shifts
         self.n_rows += neutral.shape[0]
         self.sum_neutral += neutral.sum(axis=0)
         self.sum_positive += positive.sum(axis=0)
@@ -95,6 +117,9 @@ class LayerMoments:
             )
             return
         assert self.cross_pos is not None and self.cross_neg is not None
+        if shifts is not None:
+            self._add_mixed(neutral, positive, negative, shifts, scratch)
+            return
         for total, other in ((self.cross_pos, positive), (self.cross_neg, negative)):
             if first and total.flags.writeable:
                 np.matmul(neutral.T, other, out=total)  # the zeros need no add
@@ -104,8 +129,91 @@ class LayerMoments:
                 np.matmul(neutral.T, other, out=scratch)
                 total += scratch
 
-    def merged(self, other: LayerMoments) -> LayerMoments:
-        """Sum of two moments over disjoint rows (new arrays: inputs may be read-only, e.g. Ray)."""
+    def _add_mixed(
+        self,
+        neutral: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+        scratch: np.ndarray | None,
+    ) -> None:
+        """float32 products of the shifted block, added to the float64 totals."""
+        assert self.cross_pos is not None and self.cross_neg is not None
+        d = neutral.shape[1]
+        if scratch is None or scratch.dtype != np.float32:
+            scratch = np.empty((d, d), dtype=np.float32)
+        # float32 - float32 is correctly rounded, so each entry is round32(x - c) exactly (for
+        # float32-valued x: the linear map of a float32 store).
+        shifted = np.subtract(neutral, shifts[0].astype(np.float32), dtype=np.float32)
+        for total, other, shift in (
+            (self.cross_pos, positive, shifts[1]),
+            (self.cross_neg, negative, shifts[2]),
+        ):
+            np.matmul(
+                shifted.T,
+                np.subtract(other, shift.astype(np.float32), dtype=np.float32),
+                out=scratch,
+            )
+            total += scratch  # cast to float64 as it is added
+
+    def unshift(self) -> None:
+        """Turn mixed-precision products of shifted rows into the uncentred ``X^T X+`` (float64,
+        in place): ``X^T X+ = A^T B + c (s+ - n c+)^T + s c+^T``. A no-op without shifts."""
+        if self.shifts is None or self.cross_pos is None or self.cross_neg is None:
+            self.shifts = None
+            return
+        c, c_pos, c_neg = self.shifts
+        n = float(self.n_rows)
+        step = 1024  # row blocks: no d x d temporary
+        for total, other_sum, other_shift in (
+            (self.cross_pos, self.sum_positive, c_pos),
+            (self.cross_neg, self.sum_negative, c_neg),
+        ):
+            left = other_sum - n * other_shift
+            for start in range(0, total.shape[0], step):
+                rows = slice(start, start + step)
+                total[rows] += np.outer(c[rows], left)
+                total[rows] += np.outer(self.sum_neutral[rows], other_shift)
+        self.shifts = None
+
+    def merged(self, other: LayerMoments, in_place: bool = False) -> LayerMoments:
+        """Sum of two moments over disjoint rows.
+
+        Args:
+            other: moments of other rows (same d; products unshifted).
+            in_place: add into this object's arrays and return it, where they are writable (a
+                local pass: saves 2 d^2 float64 per merge); read-only inputs (e.g. Ray's object
+                store) always get new arrays.
+        """
+        if self.shifts is not None or other.shifts is not None:
+            raise FitError("moments: expected unshifted products to merge, found shifted ones")
+        arrays = (
+            self.sum_neutral,
+            self.sum_positive,
+            self.sum_negative,
+            self.cross_pos,
+            self.cross_neg,
+        )
+        if (
+            in_place
+            and self.rows is None
+            and all(a is not None and a.flags.writeable for a in arrays)
+        ):
+            self.n_rows += other.n_rows
+            for mine, theirs in zip(
+                arrays,
+                (
+                    other.sum_neutral,
+                    other.sum_positive,
+                    other.sum_negative,
+                    other.cross_pos,
+                    other.cross_neg,
+                ),
+                strict=True,
+            ):
+                assert mine is not None and theirs is not None
+                mine += theirs
+            return self
         rows = None
         if self.rows is not None and other.rows is not None:
             rows = tuple(np.concatenate(pair) for pair in zip(self.rows, other.rows))
@@ -143,6 +251,8 @@ class LayerMoments:
             centre: subtract the feature means (``Omega = X^T X+ / N - mu mu+^T``).
             in_place: reuse the stored product's memory (it is consumed); saves a d x d copy.
         """
+        if self.shifts is not None:
+            raise FitError("moments: expected unshifted products, found shifted ones; unshift()")
         cross = self.cross_pos if sign == "pos" else self.cross_neg
         if cross is None:
             raise FitError("moments: expected cross products, found rows only (thin-QR moments)")
@@ -174,3 +284,22 @@ class LayerMoments:
         mu, mu_pos, mu_neg = self.means()
         neutral, positive, negative = self.rows
         return neutral - mu, positive - mu_pos, negative - mu_neg
+
+
+def block_shifts(
+    neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixed-precision shifts from one block: each role's column means, rounded to float32 and
+    held as float64 (so the same value is subtracted in float32 and added back in float64).
+
+    Args:
+        neutral, positive, negative: (n, d) float64 rows, feature map applied.
+
+    Returns:
+        ``(c, c+, c-)``, each (d,) float64.
+    """
+    c, c_pos, c_neg = (
+        rows.mean(axis=0).astype(np.float32).astype(np.float64)
+        for rows in (neutral, positive, negative)
+    )
+    return c, c_pos, c_neg

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sea_dist.config import FitConfig
 from sea_dist.errors import FitError, expected_found
 from sea_dist.feature_maps import FeatureMap
 from sea_dist.fit.projections import fit_layer
 from sea_dist.fit.result import FitResult, LayerProjection, check_output_dir, now_utc
-from sea_dist.fit.svd import choose_path
+from sea_dist.fit.svd import choose_path, use_device
 from sea_dist.store import ActivationStore, StoreSpec
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +31,14 @@ def fit_store(
     progress: bool = False,
     partitions: int | None = None,
     layers: Sequence[int] | None = None,
+    device: str | None = None,
 ) -> FitResult:
     """Fit SEA projections for every layer of a complete activation store.
 
-    One Dask pass computes all layers' statistics (float64, memory independent of N); then each
-    layer's Omega+ and Omega- go through the SVD path chosen by ``config.svd``.
+    One Dask pass computes the layers' statistics (float64, or float32 products summed in float64
+    with ``precision: mixed``; memory independent of N), in groups of layers sized to memory
+    (:func:`layer_groups`); then each layer's Omega+ and Omega- go through the SVD path chosen by
+    ``config.svd``.
 
     Args:
         store_url: activation store (local folder or fsspec URL).
@@ -43,6 +49,9 @@ def fit_store(
             step per layer's SVDs.
         partitions: row partitions per layer in the pass (None: automatic).
         layers: fit only these recorded layers (model layer numbers); None fits all of them.
+        device: overrides ``config.device``; also takes ``torch-cpu`` (the torch device code on
+            the CPU, for tests and benchmarks; not a config value). See
+            :mod:`sea_dist.fit.torch_ops`.
 
     Returns:
         The fitted projections.
@@ -53,6 +62,7 @@ def fit_store(
             the digests of the shard's completion marker as the pass reads it), a non-finite
             activation (row and layer named).
         FitError: bad settings for this store, a non-empty ``out``, or constant activations.
+        ConfigError: a CUDA device is configured and not visible.
     """
     from tqdm.auto import tqdm
 
@@ -80,47 +90,47 @@ def fit_store(
     _check_sizes(config, spec.n_rows, spec.d_model, path)
     if out is not None:
         check_output_dir(out, overwrite)  # refuse before the expensive part
+    torch_device = _torch_device(device or config.device)
 
+    checks = store.layer_checks(markers)
+    # Layers go through the pass in groups sized to memory: the pass returns each layer's
+    # statistics (2 d^2 float64, or the rows on the thin-QR path) and they wait for their SVDs,
+    # so 80 layers at d = 8192 in one pass would hold 80 GiB. Each group's SVDs free its
+    # statistics before the next group is read (the store is chunked by layer: no re-reads).
+    groups = layer_groups(selected, layer_result_bytes(spec, path == "qr"))
     # One bar for the stage: the pass's Dask tasks are added to it when the pass starts.
     bar = tqdm(total=len(selected), desc="fit", unit="step", disable=not progress)
+    projections: list[LayerProjection] = []
+    pass_seconds = svd_seconds = 0.0
     try:
-        started = time.perf_counter()
-        with open_scheduler(config.scheduler) as scheduler, _pass_progress(bar, scheduler.local):
-            bar.set_postfix_str("statistics pass", refresh=False)
-            moments = compute_moments(
-                store_url,
-                spec,
-                scheduler,
-                map_name=feature_map.name,
-                scale=feature_map.scale,
-                keep_rows=path == "qr",
-                chunk_rows=config.chunk_rows,
-                partitions=partitions,
-                layers=selected,
-                checks=store.layer_checks(markers),
-            )
-        pass_seconds = time.perf_counter() - started
-        log.debug("statistics pass done in %.2fs", pass_seconds)
-
-        projections: list[LayerProjection] = []
-        svd_started = time.perf_counter()
-        for layer in selected:
-            bar.set_postfix_str(f"SVD layer {layer}", refresh=False)
+        for group in groups:
             started = time.perf_counter()
-            projection = fit_layer(layer, moments.pop(layer), config, path)
-            bar.update(1)
-            log.debug(
-                "layer %d: %s SVD, k+=%d (energy %.4f), k-=%d (energy %.4f), signature %.4g, %.2fs",
-                layer,
-                projection.svd_path,
-                projection.k_pos,
-                projection.energy_pos,
-                projection.k_neg,
-                projection.energy_neg,
-                projection.signature,
-                time.perf_counter() - started,
-            )
-            projections.append(projection)
+            if torch_device is not None and path != "qr":  # the pass on a torch device
+                moments = _device_pass(store_url, spec, torch_device, config, group, checks, bar)
+            else:
+                with (
+                    open_scheduler(config.scheduler) as scheduler,
+                    _pass_progress(bar, scheduler.local),
+                ):
+                    bar.set_postfix_str("statistics pass", refresh=False)
+                    moments = compute_moments(
+                        store_url,
+                        spec,
+                        scheduler,
+                        map_name=feature_map.name,
+                        scale=feature_map.scale,
+                        keep_rows=path == "qr",
+                        chunk_rows=config.chunk_rows,
+                        partitions=partitions,
+                        layers=group,
+                        checks=checks,
+                        precision=config.precision,
+                    )
+            pass_seconds += time.perf_counter() - started
+            log.debug("statistics pass over layers %s done", list(group))
+            started = time.perf_counter()
+            projections += _fit_layers(group, moments, config, path, torch_device, bar)
+            svd_seconds += time.perf_counter() - started
     finally:
         bar.close()  # also on an error, so its message starts on a line of its own
     result = FitResult(
@@ -133,11 +143,60 @@ def fit_store(
     )
     if out is not None:
         result.save(out, overwrite=overwrite)
-    log.info(
-        "%s",
-        fit_line(projections, pass_seconds, time.perf_counter() - svd_started, out),
-    )
+    log.info("%s", fit_line(projections, pass_seconds, svd_seconds, out))
     return result
+
+
+def layer_result_bytes(spec: StoreSpec, keep_rows: bool) -> int:
+    """Bytes one layer's pass result holds until its SVDs: two d x d float64 cross-products
+    (plus sums), or on the thin-QR route its three (N, d) float64 row blocks."""
+    d = spec.d_model
+    return 3 * 8 * spec.n_rows * d if keep_rows else 2 * 8 * d * d + 8 * 8 * d
+
+
+def layer_groups(
+    layers: Sequence[int], result_bytes: int, budget: int | None = None
+) -> list[tuple[int, ...]]:
+    """Split ``layers`` into consecutive groups whose pass results fit in half of ``budget``
+    (the other half is for the pass's running accumulators; see
+    :func:`sea_dist.fit.streaming.memory_budget`, the default). At least one layer per group.
+    """
+    from sea_dist.fit.streaming import memory_budget
+
+    budget = memory_budget() if budget is None else budget
+    size = max(1, (budget // 2) // max(1, result_bytes))
+    return [tuple(layers[i : i + size]) for i in range(0, len(layers), size)]
+
+
+def _fit_layers(
+    group: Sequence[int],
+    moments: dict[int, Any],
+    config: FitConfig,
+    path: Any,
+    torch_device: torch.device | None,
+    bar: Any,
+) -> list[LayerProjection]:
+    """The SVDs of one group's layers, freeing each layer's statistics as it goes."""
+    projections = []
+    for layer in group:
+        bar.set_postfix_str(f"SVD layer {layer}", refresh=False)
+        started = time.perf_counter()
+        with use_device(torch_device):  # exact/randomized SVDs on the device
+            projection = fit_layer(layer, moments.pop(layer), config, path)
+        bar.update(1)
+        log.debug(
+            "layer %d: %s SVD, k+=%d (energy %.4f), k-=%d (energy %.4f), signature %.4g, %.2fs",
+            layer,
+            projection.svd_path,
+            projection.k_pos,
+            projection.energy_pos,
+            projection.k_neg,
+            projection.energy_neg,
+            projection.signature,
+            time.perf_counter() - started,
+        )
+        projections.append(projection)
+    return projections
 
 
 def fit_line(
@@ -178,6 +237,45 @@ def _pass_progress(bar: Any, local: bool) -> Any:
             bar.update(1)
 
     return _BarCallback()
+
+
+def _torch_device(name: str) -> torch.device | None:
+    """The resolved ``fit.device`` (None: numpy); torch is imported only for a device."""
+    if name == "cpu":
+        return None
+    from sea_dist.fit.torch_ops import resolve_device
+
+    return resolve_device(name)
+
+
+def _device_pass(
+    url: str,
+    spec: StoreSpec,
+    device: torch.device,
+    config: FitConfig,
+    selected: Sequence[int],
+    checks: Mapping[int, Any],
+    bar: Any,
+) -> dict[int, Any]:
+    """The statistics pass on a torch device (:func:`sea_dist.fit.torch_ops.store_moments`)."""
+    from sea_dist.fit.streaming import block_ranges
+    from sea_dist.fit.torch_ops import store_moments
+
+    bar.set_postfix_str(f"statistics pass ({device})", refresh=False)
+    blocks = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, config.chunk_rows)
+    bar.total += len(blocks) * len(selected)
+    return store_moments(
+        url,
+        spec,
+        device,
+        map_name=config.feature_map,
+        scale=config.feature_map_scale,
+        chunk_rows=config.chunk_rows,
+        precision=config.precision,
+        layers=selected,
+        checks=checks,
+        on_block=lambda: bar.update(1),
+    )
 
 
 def _select_layers(spec: StoreSpec, layers: Sequence[int] | None) -> tuple[int, ...]:

@@ -15,15 +15,29 @@ rows. Everything is computed by a single ``dask.compute``.
 Block size: ``min(chunk_rows, max(256, d // 2, 32 MiB / (24 d)))`` rows rounded to whole store
 chunks, so a block buffer is O(d^2) (or 32 MiB for small d) and GEMMs see hundreds of rows.
 
-Partitions: local schedulers use one per layer (the BLAS already uses every local core, and one
-accumulator per layer keeps memory at its floor); ``distributed``/Ray use enough to fill the
-cluster's slots across layers.
+Partitions (:func:`auto_partitions`). Cores are used in two ways that multiply: Dask runs up to
+``slots`` tasks at once (one per partition), and each task's GEMMs use the BLAS's own threads.
+With one BLAS thread per worker (the benchmark's setting, and the robust one on a shared
+machine, where a multithreaded OpenBLAS slows down erratically), partitions are what use the
+cores, so a single-layer store needs ``slots`` partitions; with a BLAS already using every core,
+more concurrent GEMMs only oversubscribe them. Locally the default is therefore
+``ceil(streams / n_layers)`` partitions per layer, ``streams = slots // blas_threads``, bounded by
+the number of blocks and by memory: each running partition holds 2 d^2 float64 accumulators, a
+d^2 scratch and one block (:func:`partition_bytes`, about 3 GB at d = 8192), and together they
+stay within a quarter of the physical memory (:func:`memory_budget`). ``distributed``/Ray use
+enough to fill the cluster's slots across layers. The merge is a sum, so the result does not
+depend on the partitioning beyond float64 rounding.
+
+Precision: ``float64`` (default) or ``mixed``, float32 GEMMs of rows shifted by a per-partition
+vector (its first block's column means), summed into float64 accumulators and unshifted exactly
+in float64 before the merge (:mod:`sea_dist.fit.covariance`). The thin-QR route keeps float64 rows.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -34,9 +48,9 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from sea_dist.errors import SeaDistError
+from sea_dist.errors import FitError, SeaDistError, expected_found
 from sea_dist.feature_maps import phi
-from sea_dist.fit.covariance import LayerMoments
+from sea_dist.fit.covariance import LayerMoments, block_shifts
 from sea_dist.fit.schedulers import Scheduler
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.integrity import LayerCheck, read_checked
@@ -48,6 +62,9 @@ MIN_BLOCK_ROWS = 256
 BLOCK_FLOOR_BYTES = 32 * 2**20
 """Small d: blocks may hold this much float64 (3 roles) even when that exceeds d/2 rows."""
 ROLES = ("neutral", "positive", "negative")
+PRECISIONS = ("float64", "mixed")
+MEMORY_FRACTION = 0.25
+"""Share of physical memory the running partitions of a local pass may hold together."""
 
 
 def read_rows(url: str, name: str, check: LayerCheck, start: int, stop: int) -> np.ndarray:
@@ -126,15 +143,23 @@ def layer_checks(url: str, spec: StoreSpec) -> dict[int, LayerCheck]:
 
 
 def moments_task(
-    url: str, check: LayerCheck, ranges: list[tuple[int, int]], map_name: str, scale: float
+    url: str,
+    check: LayerCheck,
+    ranges: list[tuple[int, int]],
+    map_name: str,
+    scale: float,
+    precision: str = "float64",
 ) -> LayerMoments:
     """Accumulate the moments of one layer over ``ranges`` (one block in memory at a time).
 
-    Every block is checked as it is read (:func:`~sea_dist.store.integrity.read_checked`).
+    Every block is checked as it is read (:func:`~sea_dist.store.integrity.read_checked`). With
+    ``precision="mixed"`` the products are float32 GEMMs of rows shifted by the first block's
+    column means, summed in float64 and unshifted (float64) before returning.
     """
     arrays = [zarr.open_array(store=url, path=role, mode="r") for role in ROLES]
     moments: LayerMoments | None = None
     scratch: np.ndarray | None = None
+    shifts = None
     for start, stop in ranges:
         neutral, positive, negative = (
             _mapped(read_checked(array, role, check, start, stop), map_name, scale)
@@ -142,16 +167,22 @@ def moments_task(
         )
         if moments is None:
             d = neutral.shape[1]
-            moments, scratch = LayerMoments.empty(d, keep_rows=False), np.empty((d, d))
-        moments.add_rows(neutral, positive, negative, scratch=scratch)
+            mixed = precision == "mixed"
+            moments = LayerMoments.empty(d, keep_rows=False)
+            scratch = np.empty((d, d), dtype=np.float32 if mixed else np.float64)
+            shifts = block_shifts(neutral, positive, negative) if mixed else None
+        moments.add_rows(neutral, positive, negative, scratch=scratch, shifts=shifts)
         del neutral, positive, negative
     assert moments is not None, "a partition always holds at least one range"
+    del scratch
+    moments.unshift()
     return moments
 
 
 def merge_task(first: LayerMoments, second: LayerMoments) -> LayerMoments:
-    """Sum the moments of two disjoint row sets."""
-    return first.merged(second)
+    """Sum the moments of two disjoint row sets (into ``first`` where its arrays are writable:
+    each partial result is consumed by exactly one merge)."""
+    return first.merged(second, in_place=True)
 
 
 def rows_task(neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> LayerMoments:
@@ -159,11 +190,72 @@ def rows_task(neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray) -
     return LayerMoments.from_rows(neutral, positive, negative, keep_rows=True)
 
 
-def auto_partitions(scheduler: Scheduler, n_layers: int, n_blocks: int) -> int:
-    """Partitions per layer: 1 locally, else enough tasks to fill the cluster's slots."""
-    if scheduler.local:
-        return 1
-    return max(1, min(n_blocks, math.ceil(scheduler.slots / max(1, n_layers))))
+def blas_threads() -> int:
+    """Threads one BLAS call uses in this process (threadpoolctl when installed, else the usual
+    environment variables, else every core, which is OpenBLAS's default)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        counts = [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+        if counts:
+            return max(1, max(counts))
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def memory_budget() -> int:
+    """Bytes the running partitions of a local pass may hold together: a quarter of RAM."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return int(MEMORY_FRACTION * total)
+
+
+def partition_bytes(d: int, block_rows: int) -> int:
+    """Peak bytes of one running partition: 2 d^2 float64 accumulators and a d^2 scratch, and one
+    block (3 roles in float64, with the float32 reads and mixed-precision copies)."""
+    return 8 * 3 * d * d + 40 * block_rows * d
+
+
+def auto_partitions(
+    scheduler: Scheduler,
+    n_layers: int,
+    n_blocks: int,
+    d: int = 0,
+    block_rows: int = 0,
+    *,
+    threads: int | None = None,
+    budget: int | None = None,
+) -> int:
+    """Row partitions per layer (see the module docstring).
+
+    Args:
+        scheduler: the open scheduler (its ``slots`` and whether it is local).
+        n_layers: layers in the pass.
+        n_blocks: blocks per layer (a partition holds at least one).
+        d, block_rows: the layer width and rows per block, for the memory bound (local only).
+        threads: BLAS threads per call; None reads :func:`blas_threads`.
+        budget: bytes the running partitions may hold; None reads :func:`memory_budget`.
+
+    Returns:
+        Local schedulers: ``ceil((slots // threads) / n_layers)``, at most ``n_blocks`` and at
+        most what fits ``budget``, at least 1. Clusters: ``ceil(slots / n_layers)``, at most
+        ``n_blocks``.
+    """
+    layers = max(1, n_layers)
+    if not scheduler.local:
+        return max(1, min(n_blocks, math.ceil(scheduler.slots / layers)))
+    streams = max(1, scheduler.slots // max(1, blas_threads() if threads is None else threads))
+    wanted = min(n_blocks, math.ceil(streams / layers))
+    budget = memory_budget() if budget is None else budget
+    fits = budget // max(1, partition_bytes(d, block_rows)) // layers
+    return max(1, min(wanted, fits))
 
 
 def moments_graph(
@@ -177,6 +269,7 @@ def moments_graph(
     partitions: int = 1,
     layers: Sequence[int] | None = None,
     checks: Mapping[int, LayerCheck] | None = None,
+    precision: str = "float64",
 ) -> dict[int, Any]:
     """The lazy statistics of every layer (Dask ``Delayed`` objects, not yet computed).
 
@@ -190,6 +283,7 @@ def moments_graph(
         layers: the recorded layers to include (model layer numbers); None means all.
         checks: model layer number -> the digests its reads are checked against (default: read
             from the store's completion markers, :func:`layer_checks`).
+        precision: ``float64`` or ``mixed`` (float32 products summed in float64).
 
     Returns:
         Model layer number -> ``Delayed`` of its :class:`LayerMoments` over all N rows.
@@ -213,7 +307,7 @@ def moments_graph(
             continue
         partials = [
             dask.delayed(moments_task, pure=True)(
-                url, checks[layer].restricted(group), group, map_name, scale
+                url, checks[layer].restricted(group), group, map_name, scale, precision
             )
             for group in groups
         ]
@@ -240,6 +334,7 @@ def compute_moments(
     progress: bool = False,
     layers: Sequence[int] | None = None,
     checks: Mapping[int, LayerCheck] | None = None,
+    precision: str = "float64",
 ) -> dict[int, LayerMoments]:
     """Compute every layer's moments in one ``dask.compute``.
 
@@ -252,25 +347,34 @@ def compute_moments(
         progress: show Dask's progress bar (local schedulers).
         layers: the recorded layers to include; None means all.
         checks: what each layer's reads are checked against; see :func:`moments_graph`.
+        precision: ``float64`` (default) or ``mixed``: float32 products of shifted rows summed
+            into float64 (``FitConfig.precision``; ignored by the thin-QR route).
 
     Returns:
         Model layer number -> moments over all N rows.
 
     Raises:
+        FitError: an unknown ``precision``.
         StoreError: a chunk is damaged, missing or changed since it was written, or holds a
             non-finite value (raised by the task that read it).
     """
+    if precision not in PRECISIONS:
+        raise FitError(expected_found("precision", " or ".join(PRECISIONS), precision))
     ranges = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows)
     selected = list(spec.layers if layers is None else layers)
-    parts = partitions or auto_partitions(scheduler, len(selected), len(ranges))
+    block_rows = ranges[0][1] - ranges[0][0]
+    parts = partitions or auto_partitions(
+        scheduler, len(selected), len(ranges), spec.d_model, block_rows
+    )
     log.debug(
         "statistics pass: %d layer(s) x %d rows x d=%d, blocks of %d rows, %d partition(s) per "
-        "layer, scheduler %s%s",
+        "layer, %s products, scheduler %s%s",
         len(selected),
         spec.n_rows,
         spec.d_model,
-        ranges[0][1] - ranges[0][0],
+        block_rows,
         min(parts, len(ranges)),
+        precision,
         scheduler.name,
         ", keeping rows (thin-QR)" if keep_rows else "",
     )
@@ -284,6 +388,7 @@ def compute_moments(
         partitions=parts,
         layers=selected,
         checks=checks,
+        precision=precision,
     )
     bar: Any = nullcontext()
     if progress and scheduler.local:

@@ -17,18 +17,39 @@
 
 :func:`choose_path` picks one automatically; see its docstring for the thresholds and
 benchmarks/fit_scaling.py for the measurements behind them.
+
+Devices. ``exact`` and ``randomized`` are written against a small set of array operations
+(:class:`sea_dist.fit.backend.ArrayOps`): numpy on the host by default, or
+:class:`sea_dist.fit.torch_ops.TorchOps` (float64 on a torch device) when a device is passed or
+set with :func:`use_device`. Inputs and results are numpy either way; the Gaussian test matrices
+come from the same numpy streams, so both devices compute the same thing up to rounding.
+``qr`` stays on the host (its N x N cores are small). Every returned ``U`` has the same sign
+convention: each column's entry of largest magnitude is positive (``canonical_signs``), so
+results from different devices and LAPACK builds compare entry by entry.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from sea_dist.errors import FitError, expected_found
+from sea_dist.fit.backend import (
+    NUMPY_OPS,
+    ArrayOps,
+    array_ops,
+    canonical_signs,
+    use_device,
+)
 from sea_dist.fit.rank import captured_energy, energy_k, select_k
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ArrayOps", "canonical_signs", "use_device"]  # re-exported from fit.backend
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +122,27 @@ def frobenius_energy(omega: np.ndarray) -> float:
     return float(np.dot(flat, flat))
 
 
-def exact_svd(omega: np.ndarray, energy_threshold: float, fixed_k: int | None = None) -> Spectrum:
-    """Dense LAPACK SVD of Omega.
+def exact_svd(
+    omega: np.ndarray,
+    energy_threshold: float,
+    fixed_k: int | None = None,
+    *,
+    device: torch.device | None = None,
+) -> Spectrum:
+    """Dense SVD of Omega (LAPACK on the host, or float64 on a torch device).
 
     Args:
         omega: (d, d) float64 cross-covariance.
         energy_threshold: K in (0, 1].
         fixed_k: keep exactly this many directions instead.
+        device: torch device to run on; None uses :func:`use_device`'s (default: numpy).
     """
-    u, s, _ = np.linalg.svd(omega, full_matrices=False)
+    ops = array_ops(device)
+    u, s = ops.svd(ops.put(omega))
     total = float(np.sum(s * s))
     k = select_k(s, total, energy_threshold, fixed_k, omega.shape)
     return Spectrum(
-        U=np.ascontiguousarray(u[:, :k]),
+        U=canonical_signs(ops.get(u[:, :k])),
         singular_values=s,
         k=k,
         energy=captured_energy(s, k, total),
@@ -158,7 +187,7 @@ def qr_svd(
     total = float(np.sum(s * s))
     k = select_k(s, total, energy_threshold, fixed_k, (q_left.shape[0], q_left.shape[0]))
     return Spectrum(
-        U=q_left @ u_core[:, :k],
+        U=canonical_signs(q_left @ u_core[:, :k]),
         singular_values=s,
         k=k,
         energy=captured_energy(s, k, total),
@@ -167,7 +196,7 @@ def qr_svd(
     )
 
 
-def _orth(a: np.ndarray) -> np.ndarray:
+def _orth(a: Any, ops: ArrayOps = NUMPY_OPS) -> Any:
     """Orthonormal basis of the columns of a tall (d, w) matrix.
 
     CholeskyQR2 (two passes of ``Q = A R^-1`` with ``R^T R = A^T A``): a few large BLAS-3 calls
@@ -177,17 +206,16 @@ def _orth(a: np.ndarray) -> np.ndarray:
     """
     q = a
     for attempt in range(2):
-        try:
-            upper = np.linalg.cholesky(q.T @ q).T
-        except np.linalg.LinAlgError:
+        upper = ops.cholesky_upper(q.T @ q)
+        if upper is None:
             break
-        diagonal = np.abs(np.diag(upper))
+        diagonal = np.abs(ops.diagonal(upper))
         if attempt == 0 and not diagonal.min() > 1e-6 * diagonal.max():
             break
-        q = q @ np.linalg.inv(upper)
+        q = q @ ops.inv(upper)
     else:
         return q
-    return np.linalg.qr(a, mode="reduced")[0]
+    return ops.qr_q(a)
 
 
 def randomized_svd(
@@ -202,6 +230,7 @@ def randomized_svd(
     max_rank_fraction: float = 0.5,
     tolerance: float = RANDOMIZED_TOLERANCE,
     max_refinements: int = 12,
+    device: torch.device | None = None,
 ) -> Spectrum:
     """Randomized SVD whose rank grows until the captured energy reaches K.
 
@@ -227,6 +256,8 @@ def randomized_svd(
             as many.
         tolerance: convergence threshold on the relative change of ``U_k U_k^T``.
         max_refinements: cap on phase-2 steps.
+        device: torch device to run on; None uses :func:`use_device`'s (default: numpy). The
+            test matrices come from the same numpy stream on every device.
 
     Returns:
         The spectrum; ``path`` is ``exact`` when it handed over.
@@ -246,9 +277,10 @@ def randomized_svd(
         raise FitError(expected_found("fixed_k", f"1..{d}", fixed_k, "lower --fixed-k"))
     if fixed_k is None and energy_threshold >= 1.0:
         log.info("randomized SVD: K = 1.0 needs the whole spectrum; using the exact path")
-        return exact_svd(omega, energy_threshold, fixed_k)
+        return exact_svd(omega, energy_threshold, fixed_k, device=device)
     limit = max(1, int(max_rank_fraction * d))
-    sketch = _Sketch(omega, np.random.default_rng(seed), power_iterations)
+    ops = array_ops(device)
+    sketch = _Sketch(ops.put(omega), np.random.default_rng(seed), power_iterations, ops)
 
     def choose_k() -> int | None:
         usable = sketch.width if sketch.width == d else sketch.width - oversample
@@ -263,7 +295,7 @@ def randomized_svd(
             log.info(
                 "randomized SVD: sketch of %d > %d columns; using the exact path", width, limit
             )
-            return exact_svd(omega, energy_threshold, fixed_k)
+            return exact_svd(omega, energy_threshold, fixed_k, device=device)
         sketch.grow(width - sketch.width)
         k = choose_k()
         if k is not None:
@@ -276,7 +308,7 @@ def randomized_svd(
             break
         k_new = choose_k() or k
         u_new = sketch.vectors(k_new)
-        change = _projection_change(u_k, u_new) if k_new == k else np.inf
+        change = _projection_change(u_k, u_new, ops) if k_new == k else np.inf
         k, u_k = k_new, u_new
         if change <= tolerance:
             break
@@ -286,9 +318,9 @@ def randomized_svd(
             change,
             sketch.width,
         )
-        return exact_svd(omega, energy_threshold, fixed_k)
+        return exact_svd(omega, energy_threshold, fixed_k, device=device)
     return Spectrum(
-        U=u_k,
+        U=canonical_signs(ops.get(u_k)),
         singular_values=sketch.s[: max(k, sketch.width - oversample)],
         k=k,
         energy=captured_energy(sketch.s, k, total),
@@ -304,14 +336,17 @@ class _Sketch:
     singular values, and ``U = Q U_B`` captures exactly ``sum(s[:k]^2)`` of the energy.
     """
 
-    def __init__(self, omega: np.ndarray, rng: np.random.Generator, power_iterations: int):
+    def __init__(
+        self, omega: Any, rng: np.random.Generator, power_iterations: int, ops: ArrayOps
+    ) -> None:
         self.omega, self.rng, self.power_iterations = omega, rng, power_iterations
-        self.basis = np.empty((omega.shape[0], 0))
-        self.projected = np.empty((0, omega.shape[1]))
-        self.gram = np.empty((0, 0))  # B B^T, kept up to date block by block
+        self.ops = ops
+        self.basis = ops.empty(omega.shape[0], 0)
+        self.projected = ops.empty(0, omega.shape[1])
+        self.gram = ops.empty(0, 0)  # B B^T, kept up to date block by block
         self.last = slice(0, 0)  # rows of B of the newest block (the Krylov seed)
-        self.s = np.empty(0)
-        self.u_small = np.empty((0, 0))
+        self.s = np.empty(0)  # on the host: the k rule reads it
+        self.u_small = ops.empty(0, 0)
 
     @property
     def width(self) -> int:
@@ -324,12 +359,12 @@ class _Sketch:
         the Krylov refinement on its own only if later blocks follow; phase 2 starts from the
         whole phase-1 basis.
         """
-        omega, basis, projected = self.omega, self.basis, self.projected
-        test = self.rng.standard_normal((omega.shape[1], columns))
-        block = _orth(omega @ test - basis @ (projected @ test))
+        omega, basis, projected, ops = self.omega, self.basis, self.projected, self.ops
+        test = ops.put(self.rng.standard_normal((omega.shape[1], columns)))
+        block = _orth(omega @ test - basis @ (projected @ test), ops)
         for _ in range(self.power_iterations):
-            right = _orth(omega.T @ block - projected.T @ (basis.T @ block))
-            block = _orth(omega @ right - basis @ (projected @ right))
+            right = _orth(omega.T @ block - projected.T @ (basis.T @ block), ops)
+            block = _orth(omega @ right - basis @ (projected @ right), ops)
         self._append(block)
         self.last = slice(0, self.width)
 
@@ -339,33 +374,34 @@ class _Sketch:
         if self.width + seed.shape[0] > max_width:
             return False
         start = self.width
-        self._append(_orth(self.omega @ _orth(seed.T)))
+        self._append(_orth(self.omega @ _orth(seed.T, self.ops), self.ops))
         self.last = slice(start, self.width)
         return True
 
-    def vectors(self, k: int) -> np.ndarray:
-        """(d, k) approximate top-k left singular vectors of Omega."""
+    def vectors(self, k: int) -> Any:
+        """(d, k) approximate top-k left singular vectors of Omega (backend array)."""
         return self.basis @ self.u_small[:, :k]
 
-    def _append(self, block: np.ndarray) -> None:
-        basis = self.basis
+    def _append(self, block: Any) -> None:
+        basis, ops = self.basis, self.ops
         # Twice is enough (Kahan): the block ends orthogonal to the basis to working precision.
         for _ in range(2):
-            block = _orth(block - basis @ (basis.T @ block))
+            block = _orth(block - basis @ (basis.T @ block), ops)
         new_rows = block.T @ self.omega
         cross = self.projected @ new_rows.T
-        self.gram = np.block([[self.gram, cross], [cross.T, new_rows @ new_rows.T]])
-        self.basis = np.hstack([basis, block])
-        self.projected = np.vstack([self.projected, new_rows])
+        self.gram = ops.vstack(
+            [ops.hstack([self.gram, cross]), ops.hstack([cross.T, new_rows @ new_rows.T])]
+        )
+        self.basis = ops.hstack([basis, block])
+        self.projected = ops.vstack([self.projected, new_rows])
         # B is w x d with w << d: the eigenpairs of the w x w Gram B B^T give B's left vectors
         # and squared singular values (exactly the energies the k rule needs) far faster than
         # an SVD of B. Squaring only blurs singular values below sqrt(eps) * s_1: nil energy.
-        energies, vectors = np.linalg.eigh(self.gram)
-        self.s = np.sqrt(np.clip(energies[::-1], 0.0, None))
-        self.u_small = vectors[:, ::-1]
+        energies, self.u_small = ops.eigh_descending(self.gram)
+        self.s = np.sqrt(np.clip(energies, 0.0, None))
 
 
-def _projection_change(old: np.ndarray, new: np.ndarray) -> float:
+def _projection_change(old: Any, new: Any, ops: ArrayOps = NUMPY_OPS) -> float:
     """``||P_new - P_old||_F / ||P_old||_F`` for orthonormal (d, k) bases, without cancellation."""
     residual = new - old @ (old.T @ new)  # (I - P_old) U_new: the sines of the principal angles
-    return float(np.sqrt(2.0) * np.linalg.norm(residual) / np.sqrt(old.shape[1]))
+    return float(np.sqrt(2.0) * ops.norm(residual) / np.sqrt(old.shape[1]))

@@ -186,3 +186,39 @@ def test_fit_a_subset_of_layers(make_store) -> None:
     assert fit_store(store.url, config, layers=[2]).layer(2).k_neg == ref.k_neg
     with pytest.raises(FitError, match="subset"):
         fit_store(store.url, config, layers=[1])
+
+
+def test_layer_groups_bound_the_pass_results() -> None:
+    from sea_dist.fit.pipeline import layer_groups
+
+    assert layer_groups([0, 1, 2, 3, 4], result_bytes=100, budget=10_000) == [(0, 1, 2, 3, 4)]
+    assert layer_groups([0, 1, 2, 3, 4], result_bytes=100, budget=400) == [(0, 1), (2, 3), (4,)]
+    # A layer bigger than the budget still goes through, alone.
+    assert layer_groups([7, 9], result_bytes=10**9, budget=10) == [(7,), (9,)]
+
+
+@pytest.mark.parametrize("svd", ["exact", "qr"])
+def test_one_layer_per_pass_gives_the_same_fit(
+    make_store, monkeypatch: pytest.MonkeyPatch, svd: str
+) -> None:
+    import sea_dist.fit.streaming as streaming
+
+    store = make_store(n=16, d=24, layers=(0, 2, 5), rows_per_shard=4)
+    config = FitConfig(svd=svd, positive_energy=0.9, negative_energy=0.9)
+    together = fit_store(store.url, config)
+    passes: list[object] = []
+    original = streaming.compute_moments
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        passes.append(kwargs["layers"])
+        return original(*args, **kwargs)
+
+    # A memory budget that holds one layer's statistics at a time: one pass per layer.
+    monkeypatch.setattr(streaming, "memory_budget", lambda: 2 * 8 * 24 * 24 * 3)
+    monkeypatch.setattr(streaming, "compute_moments", counted)
+    apart = fit_store(store.url, config)
+    assert passes == [(0,), (2,), (5,)]
+    for a, b in zip(together.layers, apart.layers, strict=True):
+        assert (a.layer, a.k_pos, a.k_neg) == (b.layer, b.k_pos, b.k_neg)
+        assert projection_gap(a.U_pos, b.U_pos) < 1e-10
+        assert projection_gap(a.U_neg, b.U_neg) < 1e-10

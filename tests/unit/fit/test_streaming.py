@@ -15,6 +15,7 @@ from sea_dist.fit.streaming import (
     compute_moments,
     lazy_activations,
     moments_graph,
+    partition_bytes,
     split_ranges,
 )
 from sea_dist.store import ActivationStore
@@ -43,10 +44,26 @@ def test_split_ranges(parts: int) -> None:
 def test_auto_partitions() -> None:
     local = Scheduler("threads", {}, slots=2, local=True)
     cluster = Scheduler("ray", {}, slots=16, local=False)
-    assert auto_partitions(local, n_layers=1, n_blocks=10) == 1
     assert auto_partitions(cluster, n_layers=4, n_blocks=10) == 4
     assert auto_partitions(cluster, n_layers=4, n_blocks=2) == 2
     assert auto_partitions(cluster, n_layers=32, n_blocks=10) == 1
+    # Locally, with one BLAS thread per call, partitions are what use the cores: one layer
+    # gets every slot, several layers share them.
+    plenty = 2**40
+    local8 = Scheduler("threads", {}, slots=8, local=True)
+    assert auto_partitions(local, 1, 10, 64, 256, threads=1, budget=plenty) == 2
+    assert auto_partitions(local8, 1, 10, 64, 256, threads=1, budget=plenty) == 8
+    assert auto_partitions(local8, 3, 10, 64, 256, threads=1, budget=plenty) == 3
+    assert auto_partitions(local8, 32, 10, 64, 256, threads=1, budget=plenty) == 1
+    assert auto_partitions(local8, 1, 5, 64, 256, threads=1, budget=plenty) == 5  # blocks
+    # A BLAS that already uses every core: more concurrent GEMMs would only oversubscribe.
+    assert auto_partitions(local, 1, 10, 64, 256, threads=2, budget=plenty) == 1
+    assert auto_partitions(local8, 1, 10, 64, 256, threads=4, budget=plenty) == 2
+    # Memory: at d=8192 a partition holds about 3 GB, so 8 GiB allows 2, and never fewer than 1.
+    assert partition_bytes(8192, 4096) == 24 * 8192**2 + 40 * 4096 * 8192
+    assert auto_partitions(local8, 1, 10, 8192, 4096, threads=1, budget=8 * 2**30) == 2
+    assert auto_partitions(local8, 2, 10, 8192, 4096, threads=1, budget=8 * 2**30) == 1
+    assert auto_partitions(local8, 1, 10, 8192, 4096, threads=1, budget=2**30) == 1
 
 
 def numpy_sums(data: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
