@@ -58,7 +58,8 @@ from sea_dist.config import (  # noqa: E402
 )
 from sea_dist.data import Demonstration, load_demonstrations, make_template  # noqa: E402
 from sea_dist.layers import resolve_layers, site_modules  # noqa: E402
-from sea_dist.models import LoadedModel, ensure_demo_model, load_model  # noqa: E402
+from sea_dist.models import LoadedModel, load_model  # noqa: E402
+from sea_dist.provision import ensure_demo_model  # noqa: E402
 
 
 def _load_avg() -> str:

@@ -122,7 +122,7 @@ def _validate_document(path: str, document: Any) -> None:
 def _demo_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sea_dist.models import ensure_demo_model
+    from sea_dist.provision import ensure_demo_model
 
     folder = ensure_demo_model(Path(args.cache_dir) if args.cache_dir else None)
     print(folder, file=sys.stdout)

@@ -75,7 +75,7 @@ def tiny_model_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def demo_model_dir() -> Path:
     """The cached safetensors folder of the demo model (built on first use, then offline)."""
     from sea_dist.errors import ModelError
-    from sea_dist.models import ensure_demo_model
+    from sea_dist.provision import ensure_demo_model
 
     try:
         return ensure_demo_model()

@@ -30,20 +30,20 @@ from sea_dist.artifacts.manifest import (
     parse_recipe,
     utc_now,
 )
-from sea_dist.artifacts.tensors import (
+from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, RECIPE_FILE
+from sea_dist.format.fit_record import FitRecord, fit_record_from_json
+from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+from sea_dist.format.seal import check_seal
+from sea_dist.format.tensors import (
     TensorInfo,
     check_tensor_names,
     decode,
     parse_header,
     sha256_hex,
 )
-from sea_dist.artifacts.values import check_projection_values
-from sea_dist.errors import ArtifactError, expected_found
-from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, RECIPE_FILE
-from sea_dist.format.recipe import EditRecipe, EvaluationRecord
-from sea_dist.format.seal import check_seal
+from sea_dist.format.values import check_projection_values
 
-FIT_SCHEMA_VERSION = 1
 PROJECTIONS_FINGERPRINT = "projections"
 """Key of ``EvaluationRecord.data_fingerprints`` naming the measured projections (sha256 prefix)."""
 
@@ -58,6 +58,8 @@ class FitOutput:
     projections: bytes
     """The raw ``projections.safetensors`` bytes (published unchanged)."""
     tensors: dict[str, TensorInfo]
+    record: FitRecord
+    """``fit.json`` checked (:mod:`sea_dist.format.fit_record`)."""
     recipe: EditRecipe | None = None
     """From the optional ``recipe.json``."""
     evaluation: EvaluationRecord | None = None
@@ -90,23 +92,12 @@ def read_fit_output(url: str) -> FitOutput:
         ) from None
     except (IsADirectoryError, NotADirectoryError):
         raise _fail(what, "a folder", url) from None
-    try:
-        fit = json.loads(raw_fit)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _fail(f"{what}: {FIT_FILE}", "valid JSON", str(error)) from None
-    if not isinstance(fit, dict):
-        raise _fail(f"{what}: {FIT_FILE}", "a JSON object", type(fit).__name__)
-    if fit.get("schema_version") != FIT_SCHEMA_VERSION:
-        raise _fail(
-            f"{what}: {FIT_FILE} schema_version",
-            str(FIT_SCHEMA_VERSION),
-            fit.get("schema_version"),
-            "publish with the sea-dist version that fitted it",
-        )
+    record = fit_record_from_json(raw_fit, what, "publish with the sea-dist version that fitted it")
+    fit = record.data
     check_seal(fit, projections, what)  # a flipped byte in either file is never published
     tensors = parse_header(projections, f"{what}: {PROJECTIONS_FILE}")
     check_tensor_names(tensors, f"{what}: {PROJECTIONS_FILE}")
-    _check_fit(fit, tensors, what)
+    _check_fit(record, tensors, what)
     # NaN, inf or a basis that is not orthonormal must never be published (nor loaded).
     check_projection_values(
         decode(projections, f"{what}: {PROJECTIONS_FILE}"), f"{what}: {PROJECTIONS_FILE}"
@@ -118,6 +109,7 @@ def read_fit_output(url: str) -> FitOutput:
         fit=fit,
         projections=projections,
         tensors=tensors,
+        record=record,
         recipe=None if recipe_data is None else parse_recipe(recipe_data, f"{what}: {RECIPE_FILE}"),
         evaluation=None
         if evaluation_data is None
@@ -159,43 +151,24 @@ def check_evaluation_matches(
         )
 
 
-def _check_fit(fit: dict[str, Any], tensors: dict[str, TensorInfo], what: str) -> None:
-    store = fit.get("store")
-    if not isinstance(store, dict) or not isinstance(store.get("attrs"), dict):
-        raise _fail(f"{what}: store", "an object with 'attrs'", store)
-    attrs = store["attrs"]
-    for key, kind in (
-        ("model_id", str),
-        ("architecture", str),
-        ("d_model", int),
-        ("n_model_layers", int),
-        ("site", str),
-        ("demonstrations_fingerprint", str),
-    ):
-        if not isinstance(attrs.get(key), kind):
-            raise _fail(f"{what}: store.attrs.{key}", kind.__name__, attrs.get(key))
-    layers = fit.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise _fail(f"{what}: layers", "a non-empty list of per-layer results", layers)
+def _check_fit(record: FitRecord, tensors: dict[str, TensorInfo], what: str) -> None:
+    attrs = record.store_attrs
+    if not isinstance(attrs.get("demonstrations_fingerprint"), str):
+        raise _fail(
+            f"{what}: store.attrs.demonstrations_fingerprint",
+            "str",
+            attrs.get("demonstrations_fingerprint"),
+        )
     d = attrs["d_model"]
-    centred = bool(fit.get("centred", False))
     seen: set[int] = set()
-    for entry in layers:
-        if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(k), int) for k in ("layer", "k_pos", "k_neg")
-        ):
-            raise _fail(f"{what}: layers entry", "layer, k_pos and k_neg integers", entry)
+    for entry in record.layers:
         layer, k_pos, k_neg = entry["layer"], entry["k_pos"], entry["k_neg"]
-        if layer in seen or not 0 <= layer < attrs["n_model_layers"]:
-            raise _fail(
-                f"{what}: layer", f"distinct indices in [0, {attrs['n_model_layers']})", layer
-            )
         seen.add(layer)
         expected: dict[str, tuple[int, ...]] = {
             f"layers.{layer}.U_pos": (d, k_pos),
             f"layers.{layer}.U_neg": (d, k_neg),
         }
-        if centred:
+        if record.centred:
             expected[f"layers.{layer}.mean"] = (d,)
         for name, shape in expected.items():
             info = tensors.get(name)
@@ -248,11 +221,10 @@ def build_manifest(
     evaluation = evaluation if evaluation is not None else fit_output.evaluation
     sha256 = sha256_hex(fit_output.projections)
     check_evaluation_matches(evaluation, sha256, f"fit output {fit_output.url}")
-    fit = fit_output.fit
-    attrs = fit["store"]["attrs"]
-    fit_config = fit.get("config") or {}
-    feature_map = fit.get("feature_map") or {"name": "linear", "scale": 1.0}
-    svd_path = fit.get("svd_path") or {}
+    record = fit_output.record
+    attrs = record.store_attrs
+    fit_config = record.config
+    svd_path = record.svd_path
     per_layer = tuple(
         LayerSummary(
             layer=e["layer"],
@@ -265,7 +237,7 @@ def build_manifest(
             signature=e.get("signature"),
             svd_path=svd_path.get(str(e["layer"])),
         )
-        for e in fit["layers"]
+        for e in record.layers
     )
     resolved = dict(config) if config else {}
     if fit_config or "fit" not in resolved:
@@ -284,9 +256,9 @@ def build_manifest(
         site=attrs["site"],
         site_template=attrs.get("site_template"),
         layers=tuple(s.layer for s in per_layer),
-        combine=str(fit.get("combine", fit_config.get("combine", "l2"))),
-        centred=bool(fit.get("centred", False)),
-        feature_map=dict(feature_map),
+        combine=record.combine,
+        centred=record.centred,
+        feature_map=dict(record.feature_map),
         positive_energy=None if fixed_k else fit_config.get("positive_energy"),
         negative_energy=None if fixed_k else fit_config.get("negative_energy"),
         per_layer=per_layer,
@@ -300,10 +272,10 @@ def build_manifest(
         neutral=attrs.get("neutral"),
         fixed_k=fixed_k,
         n_rows=attrs.get("n_rows"),
-        store_url=fit["store"].get("url"),
+        store_url=record.store_url,
         store_attrs=dict(attrs),
         config=resolved,
-        fitted_at=fit.get("created_at"),
+        fitted_at=record.created_at,
         recipe=None if recipe is None else recipe.to_dict(),
         evaluation=None if evaluation is None else evaluation.to_dict(),
     )

@@ -1,16 +1,11 @@
-"""Load a published artifact with full verification: the entry point the edit module uses.
+"""Load a published artifact with full verification: the entry point the registry and CLI use.
 
 ``load_artifact`` accepts an artifact folder (local or fsspec URL, e.g. a downloaded copy or
 ``<registry>/<name>/versions/<v>``) or a registry reference (``name@latest``, ``name@production``,
-``name@7``, ``sha256:<prefix>``). Before returning, it checks the safetensors layout (a pickle,
-zip or truncated file is refused with a clear message), the sha256 of ``projections.safetensors``
-against the manifest, and that every layer's tensors have the shapes the manifest promises.
-
-The manifest itself is checked against a recorded sha256 (see :mod:`sea_dist.artifacts.markers`):
-through a registry reference, the digest in the version's completion marker; for a folder, the
-``manifest.sha256`` file a download writes next to it, and, when the folder is a version inside a
-registry (``<name>/versions/<v>``), that version's completion marker. A folder with neither (a
-copy made by hand from an older sea-dist) is checked through the tensors' sha256 only.
+``name@7``, ``sha256:<prefix>``). The verification itself (layout, no pickle, sha256 against the
+manifest, shapes, values, and the manifest against ``manifest.sha256`` or the registry marker)
+is :mod:`sea_dist.format.artifact`; this module reads the bytes through fsspec, turns the
+tensors into numpy arrays or torch tensors, and writes downloaded copies.
 
 Needs only numpy, safetensors, fsspec and the standard library (torch only if
 ``framework="torch"``); the registry module is imported lazily, and only for references.
@@ -29,29 +24,16 @@ from typing import Any, Literal
 import fsspec.core
 import numpy as np
 
-from sea_dist.artifacts.manifest import (
-    MANIFEST_FILE,
-    PROJECTIONS_FILE,
-    Manifest,
-    manifest_from_json,
-)
-from sea_dist.artifacts.markers import (
-    COMPLETE_DIR,
-    DIGEST_FILE,
-    check_manifest_digest,
-    digest_file_bytes,
-    parse_digest_file,
-    parse_marker,
-)
-from sea_dist.artifacts.tensors import check_tensor_names, decode, parse_header, sha256_hex
-from sea_dist.artifacts.values import check_projection_values
-from sea_dist.errors import ArtifactError, RegistryError, expected_found
+from sea_dist.artifacts.manifest import MANIFEST_FILE, PROJECTIONS_FILE, Manifest
+from sea_dist.artifacts.markers import COMPLETE_DIR, DIGEST_FILE, digest_file_bytes
+from sea_dist.errors import RegistryError, expected_found
+from sea_dist.format.artifact import ArtifactContent, read_artifact_folder, verify_artifact
+
+# Re-exported: publish verifies staged bytes with it, the HTTP API maps the error to 404.
+from sea_dist.format.artifact import MissingArtifactFileError as MissingArtifactFileError
+from sea_dist.format.artifact import verify_projections as verify_projections
 
 Framework = Literal["numpy", "torch"]
-
-
-class MissingArtifactFileError(ArtifactError):
-    """A file of an artifact (or of a published version) is gone (HTTP 404, CLI exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -88,94 +70,13 @@ class Artifact:
     def ref(self) -> str:
         return self.manifest.ref
 
-    def check_model(
-        self, *, d_model: int, n_model_layers: int | None = None, model_id: str | None = None
-    ) -> None:
-        """Refuse a model this artifact was not fitted for.
 
-        Raises:
-            ArtifactError: hidden size, layer count or model id differ.
-        """
-        m = self.manifest
-        if d_model != m.d_model:
-            raise ArtifactError(
-                expected_found(
-                    f"{m.ref}: model hidden size",
-                    str(m.d_model),
-                    d_model,
-                    "use an artifact fitted on this model",
-                )
-            )
-        if n_model_layers is not None and n_model_layers != m.n_model_layers:
-            raise ArtifactError(
-                expected_found(
-                    f"{m.ref}: model decoder layers",
-                    str(m.n_model_layers),
-                    n_model_layers,
-                    "use an artifact fitted on this model",
-                )
-            )
-        if model_id is not None and model_id != m.model_id:
-            raise ArtifactError(
-                expected_found(
-                    f"{m.ref}: model id",
-                    m.model_id,
-                    model_id,
-                    "use an artifact fitted on this model",
-                )
-            )
-
-
-def verify_projections(manifest: Manifest, data: bytes, what: str) -> None:
-    """Check ``projections.safetensors`` bytes against a manifest (layout, sha256, shapes).
-
-    Raises:
-        ArtifactError: pickle/zip/truncated content, a checksum mismatch, or wrong shapes.
-    """
-    tensors = parse_header(data, what)
-    digest = sha256_hex(data)
-    if digest != manifest.sha256:
-        raise ArtifactError(
-            expected_found(
-                f"{what}: sha256",
-                manifest.sha256,
-                digest,
-                "the file was modified or corrupted; re-download or re-publish it",
-            )
-        )
-    check_tensor_names(tensors, what)
-    for summary in manifest.per_layer:
-        L = summary.layer
-        expected: dict[str, tuple[int, ...]] = {
-            f"layers.{L}.U_pos": (manifest.d_model, summary.k_pos),
-            f"layers.{L}.U_neg": (manifest.d_model, summary.k_neg),
-        }
-        if manifest.centred:
-            expected[f"layers.{L}.mean"] = (manifest.d_model,)
-        for name, shape in expected.items():
-            info = tensors.get(name)
-            if info is None or info.shape != shape:
-                raise ArtifactError(
-                    expected_found(
-                        f"{what}: tensor {name}",
-                        f"shape {shape}",
-                        info.shape if info else "no such tensor",
-                    )
-                )
-
-
-def artifact_from_bytes(
-    manifest_raw: bytes, projections: bytes, source: str, framework: Framework = "numpy"
-) -> Artifact:
-    """Verify and decode an artifact held in memory (see :func:`load_artifact`)."""
-    manifest = manifest_from_json(manifest_raw, f"{source}/{MANIFEST_FILE}")
-    what = f"{source}/{PROJECTIONS_FILE}"
-    verify_projections(manifest, projections, what)
-    arrays = decode(projections, what)
-    check_projection_values(arrays, what)  # a hash pins bytes, not that they are a projection
+def artifact_from_content(content: ArtifactContent, framework: Framework = "numpy") -> Artifact:
+    """An :class:`Artifact` of verified content, its tensors as numpy arrays or torch tensors."""
+    arrays = content.arrays
     convert: Any = _to_torch if framework == "torch" else (lambda a: a)
     layers = {}
-    for summary in manifest.per_layer:
+    for summary in content.manifest.per_layer:
         L = summary.layer
         mean = arrays.get(f"layers.{L}.mean")
         layers[L] = LayerProjections(
@@ -186,41 +87,20 @@ def artifact_from_bytes(
             S_neg=convert(arrays[f"layers.{L}.S_neg"]),
             mean=convert(mean) if mean is not None else None,
         )
-    return Artifact(manifest=manifest, layers=layers, source=source)
+    return Artifact(manifest=content.manifest, layers=layers, source=content.source)
+
+
+def artifact_from_bytes(
+    manifest_raw: bytes, projections: bytes, source: str, framework: Framework = "numpy"
+) -> Artifact:
+    """Verify and decode an artifact held in memory (``format.artifact.verify_artifact``)."""
+    return artifact_from_content(verify_artifact(manifest_raw, projections, source), framework)
 
 
 def _to_torch(array: np.ndarray) -> Any:
     import torch
 
     return torch.from_numpy(np.array(array, copy=True))
-
-
-def _read_optional(fs: Any, path: str) -> bytes | None:
-    try:
-        return bytes(fs.cat_file(path))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
-def _check_folder_manifest(fs: Any, root: str, manifest_raw: bytes, url: str) -> None:
-    """Check a folder's manifest against ``manifest.sha256`` and its registry marker, if any."""
-    what = f"{url}/{MANIFEST_FILE}"
-    recorded = _read_optional(fs, f"{root}/{DIGEST_FILE}")
-    if recorded is not None:
-        expected = parse_digest_file(recorded, f"{url}/{DIGEST_FILE}")
-        check_manifest_digest(manifest_raw, expected, what, f"{url}/{DIGEST_FILE}")
-    # A version folder inside a registry (<root>/<name>/versions/<v>): its marker is the anchor.
-    parent, kind, version = ([""] * 3 + root.rsplit("/", 2))[-3:]
-    if kind == "versions" and version.isdigit() and parent:
-        marker_path = f"{parent}/{COMPLETE_DIR}/{version}.json"
-        marker = parse_marker(_read_optional(fs, marker_path), int(version))
-        if marker is not None and marker.manifest_sha256 is not None:
-            name = parent.rsplit("/", 1)[-1]
-            fix = (
-                "restore it from a copy, or retire the version with "
-                f"'sea-dist registry gc --damaged --name {name}'"
-            )
-            check_manifest_digest(manifest_raw, marker.manifest_sha256, what, marker_path, fix)
 
 
 def load_artifact_folder(
@@ -230,26 +110,15 @@ def load_artifact_folder(
 ) -> Artifact:
     """Load and verify the artifact folder at ``url`` (local folder or fsspec URL)."""
     fs, root = fsspec.core.url_to_fs(str(url), **dict(storage_options or {}))
-    root = str(root).rstrip("/")
-    manifest_raw = _read_optional(fs, f"{root}/{MANIFEST_FILE}")
-    projections = _read_optional(fs, f"{root}/{PROJECTIONS_FILE}")
-    if manifest_raw is None or projections is None:
-        missing = [
-            name
-            for name, data in ((MANIFEST_FILE, manifest_raw), (PROJECTIONS_FILE, projections))
-            if data is None
-        ]
-        raise MissingArtifactFileError(
-            expected_found(
-                f"artifact {url}",
-                f"a folder with {MANIFEST_FILE} and {PROJECTIONS_FILE}",
-                f"no {' and no '.join(missing)}",
-                "point at an artifact folder, or download the version again",
-            )
-        )
-    source = str(url).rstrip("/")
-    _check_folder_manifest(fs, root, manifest_raw, source)
-    return artifact_from_bytes(manifest_raw, projections, source, framework)
+
+    def read(path: str) -> bytes | None:
+        try:
+            return bytes(fs.cat_file(path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    content = read_artifact_folder(read, str(root).rstrip("/"), str(url).rstrip("/"))
+    return artifact_from_content(content, framework)
 
 
 def load_artifact(

@@ -40,8 +40,8 @@ from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
 from sea_dist.errors import SeaDistError
-from sea_dist.models import prepare_model
 from sea_dist.outputs import anchored
+from sea_dist.provision import prepare_model
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.target import check_store_target
 

@@ -1,8 +1,8 @@
 """Check that projections fit the model they are applied to, and choose which layers to edit.
 
-An edit fitted on another model is refused before any hook is installed: the hidden size and the
-number of decoder blocks must always match; the model id and architecture must match unless the
-caller passes ``allow_model_mismatch=True`` (e.g. a fine-tune of the fitted model).
+An edit fitted on another model is refused before any hook is installed; the rule is
+:func:`sea_dist.format.compat.check_model_compatible` (the one compatibility check), applied here
+to the facts of a torch model.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import torch
 from sea_dist.config import LayerSpec
 from sea_dist.edit.projections import SeaEdit
 from sea_dist.errors import ArtifactError, ConfigError, expected_found
+from sea_dist.format.compat import ModelFacts, check_model_compatible
 from sea_dist.layers import hidden_size, num_layers, resolve_layers
-
-_MISMATCH_FIX = "use projections fitted on this model, or pass allow_model_mismatch=True"
 
 
 def unwrap_model(model: Any) -> tuple[torch.nn.Module, str | None]:
@@ -40,12 +39,6 @@ def unwrap_model(model: Any) -> tuple[torch.nn.Module, str | None]:
     return model, str(name) or None
 
 
-def _names(model_id: str) -> set[str]:
-    """An id and its last path component (a folder loaded elsewhere keeps its name)."""
-    stripped = model_id.rstrip("/\\")
-    return {stripped.lower(), stripped.replace("\\", "/").rsplit("/", 1)[-1].lower()}
-
-
 def check_compatible(
     model: torch.nn.Module,
     edit: SeaEdit,
@@ -62,57 +55,17 @@ def check_compatible(
 
     Raises:
         ArtifactError: d_model or the number of layers differ, a fitted layer does not exist in
-            the model, or (unless allowed) the model id or architecture differ; one line.
+            the model, or (unless allowed) the model id or architecture differ; one line
+            (:func:`sea_dist.format.compat.check_model_compatible`).
     """
+    facts = ModelFacts(
+        d_model=hidden_size(model),
+        n_layers=num_layers(model),
+        architecture=str(getattr(getattr(model, "config", None), "model_type", "")),
+        model_id=model_id,
+    )
     what = f"projections {edit.source or '(in memory)'}"
-    d_model = hidden_size(model)
-    if edit.d_model != d_model:
-        raise ArtifactError(
-            expected_found(
-                f"{what}: d_model",
-                f"{d_model} (the model's)",
-                edit.d_model,
-                _MISMATCH_FIX.split(", or")[0],
-            )
-        )
-    n_layers = num_layers(model)
-    if edit.n_model_layers != n_layers:
-        raise ArtifactError(
-            expected_found(
-                f"{what}: n_model_layers",
-                f"{n_layers} (the model's)",
-                edit.n_model_layers,
-                _MISMATCH_FIX.split(", or")[0],
-            )
-        )
-    outside = [layer for layer in edit.layer_indices if layer >= n_layers]
-    if outside:
-        raise ArtifactError(
-            expected_found(
-                f"{what}: layers",
-                f"indices below {n_layers}",
-                outside,
-                _MISMATCH_FIX.split(", or")[0],
-            )
-        )
-    if allow_model_mismatch:
-        return
-    architecture = str(getattr(getattr(model, "config", None), "model_type", ""))
-    if architecture and edit.architecture != architecture:
-        raise ArtifactError(
-            expected_found(
-                f"{what}: architecture",
-                f"{architecture!r} (the model's)",
-                edit.architecture,
-                _MISMATCH_FIX,
-            )
-        )
-    if model_id and not _names(model_id) & _names(edit.model_id):
-        raise ArtifactError(
-            expected_found(
-                f"{what}: model_id", f"{model_id!r} (the model's)", edit.model_id, _MISMATCH_FIX
-            )
-        )
+    check_model_compatible(edit, edit.layer_indices, facts, what, allow_model_mismatch)
 
 
 def select_layers(edit: SeaEdit, layers: LayerSpec | Sequence[int]) -> tuple[int, ...]:

@@ -2,11 +2,13 @@
 
 Two folder layouts hold the same tensors (docs/formats.md): a fit output (``fit.json`` +
 ``projections.safetensors``) and a published artifact (``manifest.json`` +
-``projections.safetensors``). An artifact is verified before any tensor is used: by
-:func:`sea_dist.artifacts.load_artifact` (layout, sha256, shapes) when that package imports, else
-by this module's own sha256 check (a serving image without fsspec). A registry reference
-(``name@3``, ``name@production``, ``sha256:<prefix>``) needs :mod:`sea_dist.artifacts`, imported
-only then, so this module itself needs nothing but torch and safetensors.
+``projections.safetensors``). Both are read and checked by :mod:`sea_dist.format`, the one
+reader: an artifact folder by :func:`sea_dist.format.artifact.read_local_artifact` (layout, no
+pickle, sha256, shapes, values, and the manifest against its anchors), a fit output through
+:class:`sea_dist.format.fit_record.FitRecord`, its seals and the same safetensors checks. A
+registry reference (``name@3``, ``name@production``, ``sha256:<prefix>``) needs
+:mod:`sea_dist.artifacts` (fsspec), imported only then, so reading folders needs nothing but
+torch, numpy and safetensors.
 
 Either layout may carry the publisher's :class:`~sea_dist.format.recipe.EditRecipe` (which layers,
 strength, positions): an artifact under the manifest key ``recipe``, a fit output as an optional
@@ -16,22 +18,24 @@ loads exactly as before, with ``recipe`` None.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sea_dist.edit.projections import LayerProjection, SeaEdit, check_projection_tensors
 from sea_dist.errors import ArtifactError, expected_found
+from sea_dist.format.artifact import read_local_artifact
 from sea_dist.format.files import FIT_FILE, MANIFEST_FILE, PROJECTIONS_FILE, RECIPE_FILE
+from sea_dist.format.fit_record import CENTRED_KEY, fit_record_from_json
 from sea_dist.format.recipe import EditRecipe
 from sea_dist.format.seal import check_seal
+from sea_dist.format.tensors import decode
 
 RECIPE_KEY = "recipe"
-_HASH_CHUNK = 1 << 20
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -51,49 +55,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    import safetensors.torch  # lazily: the error below names the file, not the import
-
-    if not path.is_file():
-        raise ArtifactError(
-            expected_found(
-                "projections",
-                f"a file at {str(path)!r}",
-                "no file",
-                "point at a fit output or artifact folder",
-            )
-        )
-    with path.open("rb") as handle:
-        head = handle.read(9)
-    # A safetensors file is an 8-byte header length then a JSON header: its first byte may be
-    # 0x80 by chance, so only bytes that are not a safetensors header are called a pickle.
-    looks_safetensors = len(head) == 9 and head[8:9] == b"{"
-    if not looks_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
-        raise ArtifactError(
-            expected_found(
-                str(path),
-                "a safetensors file",
-                "a pickle / torch.save archive",
-                "sea-dist never unpickles; re-export with safetensors",
-            )
-        )
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
-        return safetensors.torch.load_file(str(path), device="cpu")
-    except Exception as error:  # the safetensors parser raises several exception types
-        first = (str(error).splitlines() or [type(error).__name__])[0]
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise ArtifactError(
             expected_found(
-                str(path), "a valid safetensors file", first, "re-run the step that wrote it"
+                what, f"a file at {str(path)!r}", "no file", "point at a fit output folder"
             )
         ) from None
+
+
+def _as_torch(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.array(array, copy=True)) for name, array in arrays.items()}
 
 
 def _layer_indices(entries: Any, what: str) -> list[int]:
@@ -200,7 +174,7 @@ def edit_from_fields(
     template = fields.get("site_template")
     if template is not None and not isinstance(template, str):
         raise ArtifactError(expected_found(f"{what}: site_template", "a string or null", template))
-    centred = bool(fields.get("centred", False))
+    centred = bool(fields.get(CENTRED_KEY, False))
     name, scale = _feature_map(fields.get("feature_map"), what)
     layers = _layer_indices(fields.get("layers"), what)
     recipe = _recipe(fields.get(RECIPE_KEY), what)
@@ -225,110 +199,54 @@ def edit_from_fields(
 
 
 def _load_fit_folder(folder: Path) -> SeaEdit:
-    fit = _read_json(folder / FIT_FILE)
-    if fit.get("schema_version") != 1:
-        raise ArtifactError(
-            expected_found(
-                f"{folder / FIT_FILE}: schema_version",
-                "1",
-                fit.get("schema_version"),
-                "upgrade sea-dist to read newer fit outputs",
-            )
-        )
-    store = fit.get("store")
-    attrs = store.get("attrs") if isinstance(store, dict) else None
-    if not isinstance(attrs, dict):
-        raise ArtifactError(
-            expected_found(f"{folder / FIT_FILE}: store.attrs", "the store's attributes", attrs)
-        )
-    fields = {
-        key: attrs.get(key)
-        for key in (
-            "model_id",
-            "architecture",
-            "d_model",
-            "n_model_layers",
-            "site",
-            "site_template",
-        )
-    }
-    fields.update(
-        combine=fit.get("combine"),
-        feature_map=fit.get("feature_map"),
-        centred=fit.get("centred", False),
-        layers=fit.get("layers"),
-    )
+    raw = _read_bytes(folder / FIT_FILE, "fit.json")
+    record = fit_record_from_json(raw, str(folder), "upgrade sea-dist to read newer fit outputs")
+    fields = record.edit_fields()
     if (folder / RECIPE_FILE).is_file():  # optional: fit outputs before recipes have none
         fields[RECIPE_KEY] = _read_json(folder / RECIPE_FILE)
-    tensors = _read_tensors(folder / PROJECTIONS_FILE)  # refuses a missing file or a pickle
-    check_seal(fit, (folder / PROJECTIONS_FILE).read_bytes(), str(folder))
-    return edit_from_fields(fields, tensors, str(folder), manifest=fit)
+    what = str(folder / PROJECTIONS_FILE)
+    projections = _read_bytes(folder / PROJECTIONS_FILE, "projections")
+    tensors = _as_torch(decode(projections, what))  # refuses a pickle or a truncated file
+    check_seal(record.data, projections, str(folder))
+    return edit_from_fields(fields, tensors, str(folder), manifest=record.data)
 
 
 def _load_artifact_folder(folder: Path) -> SeaEdit:
-    manifest = _read_json(folder / MANIFEST_FILE)
-    if manifest.get("schema_version") != 1:
-        raise ArtifactError(
-            expected_found(
-                f"{folder / MANIFEST_FILE}: schema_version",
-                "1",
-                manifest.get("schema_version"),
-                "upgrade sea-dist to read newer artifacts",
-            )
-        )
-    path = folder / PROJECTIONS_FILE
-    expected = manifest.get("sha256")
-    if not isinstance(expected, str):
-        raise ArtifactError(
-            expected_found(
-                f"{folder / MANIFEST_FILE}: sha256",
-                "the hex sha256 of projections.safetensors",
-                expected,
-            )
-        )
-    if path.is_file() and _sha256_file(path) != expected:
-        raise ArtifactError(
-            expected_found(
-                f"{path}: sha256",
-                expected,
-                _sha256_file(path),
-                "the file was modified or truncated; download or publish the artifact again",
-            )
-        )
-    return edit_from_fields(manifest, _read_tensors(path), str(folder), manifest=manifest)
+    content = read_local_artifact(folder)  # verified: layout, sha256, shapes, values, anchors
+    fields = content.manifest.to_dict()
+    tensors = _as_torch(content.arrays)
+    # read_local_artifact checked the values (sea_dist.format.values, the same rule).
+    return edit_from_fields(fields, tensors, str(folder), manifest=fields, check_values=False)
 
 
-def _from_artifact_object(artifact: Any, source: str, folder: Path | None = None) -> SeaEdit:
-    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors).
-
-    The recipe is the manifest's ``recipe`` (in its ``to_dict()``, or as an attribute); when the
-    manifest class does not keep one and the artifact is a local ``folder``, it is read from that
-    folder's ``manifest.json``.
-    """
+def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
+    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors)."""
     fields = artifact.manifest.to_dict()
-    if fields.get(RECIPE_KEY) is None:
-        recipe = getattr(artifact.manifest, RECIPE_KEY, None)
-        if recipe is None and folder is not None:
-            recipe = _read_json(folder / MANIFEST_FILE).get(RECIPE_KEY)
-        if recipe is not None:
-            data = recipe.to_dict() if isinstance(recipe, EditRecipe) else recipe
-            fields = {**fields, RECIPE_KEY: data}
     tensors: dict[str, torch.Tensor] = {}
     for layer, proj in artifact.layers.items():
         for name, value in (("U_pos", proj.U_pos), ("U_neg", proj.U_neg), ("mean", proj.mean)):
             if value is not None:
                 tensors[f"layers.{layer}.{name}"] = torch.as_tensor(value)
-    # load_artifact checked the values (sea_dist.artifacts.values, the same rule).
+    # load_artifact checked the values (sea_dist.format.values, the same rule).
     return edit_from_fields(fields, tensors, source, manifest=fields, check_values=False)
 
 
-def _load_artifact(source: str, registry: str | None) -> Any:
-    """:func:`sea_dist.artifacts.load_artifact`, or None when that package cannot be imported."""
+def _load_reference(source: str, registry: str | None) -> SeaEdit:
+    """Resolve a registry reference with :func:`sea_dist.artifacts.load_artifact`."""
     try:
         from sea_dist.artifacts.loader import load_artifact
-    except ImportError:  # a serving image without fsspec: the folder reader below suffices
-        return None
-    return load_artifact(source, registry=registry, framework="torch")
+    except ImportError:  # a serving image without fsspec reads folders only
+        raise ArtifactError(
+            expected_found(
+                "projections",
+                "an existing folder, or a registry reference (needs sea_dist.artifacts: fsspec)",
+                source,
+                "check the path, or install fsspec to resolve registry references",
+            )
+        ) from None
+    return _from_artifact_object(
+        load_artifact(source, registry=registry, framework="torch"), source
+    )
 
 
 def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaEdit:
@@ -352,9 +270,6 @@ def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaE
     folder = Path(source).expanduser()
     if folder.is_dir():
         if (folder / MANIFEST_FILE).is_file():
-            artifact = _load_artifact(str(folder), registry=None)
-            if artifact is not None:
-                return _from_artifact_object(artifact, str(folder), folder)
             return _load_artifact_folder(folder)
         if (folder / FIT_FILE).is_file():
             return _load_fit_folder(folder)
@@ -366,14 +281,4 @@ def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaE
                 "point at an artifact or fit output folder",
             )
         )
-    artifact = _load_artifact(str(source), registry)
-    if artifact is None:
-        raise ArtifactError(
-            expected_found(
-                "projections",
-                "an existing folder, or a registry reference (needs sea_dist.artifacts: fsspec)",
-                str(source),
-                "check the path, or install fsspec to resolve registry references",
-            )
-        )
-    return _from_artifact_object(artifact, str(source))
+    return _load_reference(str(source), registry)

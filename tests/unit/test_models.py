@@ -21,14 +21,12 @@ from tiny_models import (
 from sea_dist.config import DEMO_MODEL_ID, ModelConfig
 from sea_dist.errors import ConfigError, ModelError
 from sea_dist.models import (
-    DEMO_PACKAGE,
     LoadedModel,
-    convert_gguf,
-    default_cache_dir,
     load_model,
     resolve_device,
     tokenizer_fingerprint,
 )
+from sea_dist.provision import DEMO_PACKAGE, convert_gguf, default_cache_dir
 
 TEXTS = ["The capital of France is", "Hi there"]
 
@@ -151,7 +149,7 @@ def test_gguf_file_converts_once_and_matches(
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)
     stale = cache / "models" / ".gguf-0000.tmp-leftover"
-    caplog.set_level(logging.INFO, logger="sea_dist.models")
+    caplog.set_level(logging.INFO, logger="sea_dist.provision")
     original, tokenizer = build_tiny_model("qwen2")
 
     loaded = load_model(ModelConfig(id=str(gguf), cache_dir=str(cache)))
@@ -179,7 +177,7 @@ def test_concurrent_conversions_convert_once(
 ) -> None:
     gguf = save_tiny_gguf(tmp_path / "tiny.gguf")
     cache = tmp_path / "cache"
-    caplog.set_level(logging.INFO, logger="sea_dist.models")
+    caplog.set_level(logging.INFO, logger="sea_dist.provision")
     results: list[Path] = []
     threads = [
         threading.Thread(target=lambda: results.append(convert_gguf(gguf, cache)[0]))

@@ -9,7 +9,8 @@ import pytest
 from tiny_models import save_tiny_gguf
 
 from sea_dist.config import DEMO_MODEL_ID, ModelConfig
-from sea_dist.models import load_model, needs_conversion, prepare_model
+from sea_dist.models import load_model
+from sea_dist.provision import needs_conversion, prepare_model
 
 
 def _conversions(caplog: pytest.LogCaptureFixture) -> int:
@@ -23,7 +24,7 @@ def test_gguf_is_converted_by_prepare_and_only_read_afterwards(
     driver_dir, actor_dir = tmp_path / "driver", tmp_path / "actor"
     driver_dir.mkdir()
     actor_dir.mkdir()
-    caplog.set_level(logging.INFO, logger="sea_dist.models")
+    caplog.set_level(logging.INFO, logger="sea_dist.provision")
 
     monkeypatch.chdir(driver_dir)  # a relative cache resolves against the driver's directory
     config = ModelConfig(id=str(gguf), cache_dir="cache")

@@ -16,6 +16,7 @@ from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.tensors import decode, sha256_hex
 from sea_dist.errors import ArtifactError, ConfigError, RegistryError
+from sea_dist.format.compat import ModelFacts, check_model_compatible
 
 FitFactory = Callable[..., Path]
 
@@ -53,13 +54,16 @@ def test_torch_tensors_and_model_check(registry: Registry, make_fit: FitFactory)
     artifact = load_artifact("m@1", registry=registry.url, framework="torch")
     assert isinstance(artifact.layers[1].U_pos, torch.Tensor)
     assert artifact.layers[1].U_pos.dtype == torch.float32
-    artifact.check_model(d_model=16, n_model_layers=4, model_id="tiny-random-llama")
-    with pytest.raises(ArtifactError, match="hidden size"):
-        artifact.check_model(d_model=32)
-    with pytest.raises(ArtifactError, match="decoder layers"):
-        artifact.check_model(d_model=16, n_model_layers=5)
-    with pytest.raises(ArtifactError, match="model id"):
-        artifact.check_model(d_model=16, model_id="other")
+    # The model check is sea_dist.format.compat's (one check for manifests and edits).
+    manifest, what = artifact.manifest, artifact.ref
+    fits = ModelFacts(d_model=16, n_layers=4, model_id="tiny-random-llama")
+    check_model_compatible(manifest, manifest.layers, fits, what)
+    with pytest.raises(ArtifactError, match="d_model"):
+        check_model_compatible(manifest, manifest.layers, ModelFacts(32, 4), what)
+    with pytest.raises(ArtifactError, match="n_model_layers"):
+        check_model_compatible(manifest, manifest.layers, ModelFacts(16, 5), what)
+    with pytest.raises(ArtifactError, match="model_id"):
+        check_model_compatible(manifest, manifest.layers, ModelFacts(16, 4, model_id="other"), what)
 
 
 def test_invalid_names_are_refused(registry: Registry, make_fit: FitFactory) -> None:

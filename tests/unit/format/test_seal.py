@@ -116,7 +116,10 @@ def test_tensor_files_are_the_same_bytes_in_every_process() -> None:
 
 
 def test_tensor_file_bytes_load_back() -> None:
-    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4)}
+    tensors: dict[str, np.ndarray] = {
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "b": np.ones(4),
+    }
     data = tensor_file_bytes(tensors, {"format": "x", "schema_version": "1"})
     loaded = load(data)
     assert all(np.array_equal(loaded[k], v) for k, v in tensors.items())

@@ -90,7 +90,7 @@ def test_compute_default_config_offline() -> None:
 
 
 def test_demo_revision_matches_models() -> None:
-    from sea_dist.models import DEMO_PACKAGE
+    from sea_dist.provision import DEMO_PACKAGE
 
     assert DEMO_REVISION == DEMO_PACKAGE
     assert resolve_model_revision(ModelConfig()) == DEMO_PACKAGE
