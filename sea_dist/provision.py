@@ -263,8 +263,10 @@ def missing_path_error(model_id: str) -> ModelError:
 
 def is_path_like(model_id: str) -> bool:
     """Whether ``model_id`` names a local path rather than a hub id (``org/name``)."""
-    return model_id.startswith((".", "/", "~")) or model_id.endswith(".gguf") or (
-        model_id.count("/") > 1
+    return (
+        model_id.startswith((".", "/", "~"))
+        or model_id.endswith(".gguf")
+        or (model_id.count("/") > 1)
     )
 
 
