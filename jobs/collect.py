@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.collect.cluster import init_ray
+        from sea_dist.cluster import init_ray
         from sea_dist.collect.commands import config_with_overrides
         from sea_dist.collect.driver import collect
         from sea_dist.config import load_config

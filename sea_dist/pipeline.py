@@ -120,11 +120,11 @@ def run_pipeline(
         SeaDistError: any stage refused its input (message says which and how to fix).
     """
     from sea_dist.artifacts.registry import Registry
-    from sea_dist.collect.cluster import init_ray
+    from sea_dist.cluster import init_ray
     from sea_dist.collect.driver import collect
-    from sea_dist.config import check_run_preconditions
     from sea_dist.fit import fit_store
     from sea_dist.outputs import anchor_outputs
+    from sea_dist.preflight import check_run_preconditions
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
     # Every output absolute, none inside a Ray job's temporary working-directory copy.

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 # Light (ray is imported inside); also keeps ``from sea_dist.collect.commands import init_ray``.
-from sea_dist.collect.cluster import init_ray
+from sea_dist.cluster import init_ray
 
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
     from sea_dist.config import SeaConfig

@@ -34,8 +34,8 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from tqdm import tqdm
 
+from sea_dist.cluster import init_ray
 from sea_dist.collect.actor import BeforeWrite, CollectorActor, CollectorInfo, ShardResult
-from sea_dist.collect.cluster import init_ray
 from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations

@@ -177,7 +177,7 @@ class ScheduleEntry(Checked):
         import datetime as dt
 
         # Here, not at module level: the schedule package imports this module.
-        from sea_dist.schedule.cron import CronExpression
+        from sea_dist.cron import CronExpression
 
         problems = []
         if not self.name.strip():

@@ -166,7 +166,7 @@ def connect_ray_if_needed(scheduler: str) -> None:
     """Entry points only: connect to (or start) Ray when the pass runs on Dask-on-Ray."""
     if scheduler != "ray":
         return
-    from sea_dist.collect.cluster import init_ray
+    from sea_dist.cluster import init_ray
 
     # RAY_ADDRESS (set inside Ray jobs) selects the cluster; otherwise a fresh local one starts.
     init_ray(None)

@@ -1,6 +1,6 @@
 """Scheduled refits: cron triggers that submit Ray jobs, idempotent by input fingerprint.
 
-- :mod:`~sea_dist.schedule.cron`: five-field cron expressions with time zones;
+- :mod:`~sea_dist.cron`: five-field cron expressions with time zones;
 - :mod:`~sea_dist.schedule.fingerprint`: the input fingerprint of a run;
 - :mod:`~sea_dist.schedule.history`: the history table (Parquet) and scheduler state;
 - :mod:`~sea_dist.schedule.submitter`: Ray Jobs SDK submission and status polling;
@@ -10,7 +10,7 @@
 Importing this package does not import ray, pyarrow or transformers.
 """
 
-from sea_dist.schedule.cron import CronExpression
+from sea_dist.cron import CronExpression
 from sea_dist.schedule.fingerprint import compute_input_fingerprint, input_fingerprint
 from sea_dist.schedule.history import HistoryRow, HistoryStore, ScheduleError
 from sea_dist.schedule.scheduler import Published, Scheduler, registry_latest

@@ -153,7 +153,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _next(args: argparse.Namespace) -> int:
-    from sea_dist.schedule.cron import CronExpression
+    from sea_dist.cron import CronExpression
 
     config = _schedule_config(args.config)
     now = _now()

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sea_dist.config import ScheduleConfig, ScheduleEntry, SeaConfig, load_config
+from sea_dist.cron import CronExpression
 from sea_dist.errors import ConfigError, SeaDistError, expected_found
-from sea_dist.schedule.cron import CronExpression
 from sea_dist.schedule.fingerprint import compute_input_fingerprint
 from sea_dist.schedule.history import (
     ERROR,

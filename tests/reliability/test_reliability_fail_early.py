@@ -3,9 +3,9 @@
 Round two found ``sea-dist run`` with an ``http://`` publish registry running collect and fit and
 only then failing with a traceback, and ``collect --address`` at an unreachable cluster retrying
 for more than two minutes without a word. Now ``sea-dist run`` calls
-:func:`sea_dist.config.check_run_preconditions` before anything starts (publish registry kind,
+:func:`sea_dist.preflight.check_run_preconditions` before anything starts (publish registry kind,
 fsspec protocols, outputs that are files or below files, the store location), and
-:func:`sea_dist.collect.cluster.init_ray` resolves the head's address the way Ray does, probes it
+:func:`sea_dist.cluster.init_ray` resolves the head's address the way Ray does, probes it
 over TCP until a deadline (30 s, ``$SEA_DIST_RAY_CONNECT_TIMEOUT_S`` here) and interrupts a
 ``ray.init`` that does not return by then; each refusal is one line.
 """
@@ -24,9 +24,10 @@ import pytest
 from cli_outcome import refusal_problems, run_cli
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.collect.cluster import CONNECT_TIMEOUT_S, TIMEOUT_ENV, connect_timeout
-from sea_dist.config import SeaConfig, check_run_preconditions, with_overrides
+from sea_dist.cluster import CONNECT_TIMEOUT_S, TIMEOUT_ENV, connect_timeout
+from sea_dist.config import SeaConfig, with_overrides
 from sea_dist.errors import ClusterError, ConfigError
+from sea_dist.preflight import check_run_preconditions
 
 
 def _config(tmp_path: Path, **sections: dict[str, str]) -> Path:

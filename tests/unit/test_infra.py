@@ -22,7 +22,7 @@ import yaml
 
 from sea_dist.cli import build_parser
 from sea_dist.config import SeaConfig, config_from_dict, load_config
-from sea_dist.schedule.cron import CronExpression
+from sea_dist.cron import CronExpression
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sea_dist.cron import CronExpression
 from sea_dist.errors import ConfigError
-from sea_dist.schedule.cron import CronExpression
 
 UTC = dt.UTC
 
