@@ -159,9 +159,9 @@ def layer_groups(
 ) -> list[tuple[int, ...]]:
     """Split ``layers`` into consecutive groups whose pass results fit in half of ``budget``
     (the other half is for the pass's running accumulators; see
-    :func:`sea_dist.fit.streaming.memory_budget`, the default). At least one layer per group.
+    :func:`sea_dist.fit.partitions.memory_budget`, the default). At least one layer per group.
     """
-    from sea_dist.fit.streaming import memory_budget
+    from sea_dist.fit.partitions import memory_budget
 
     budget = memory_budget() if budget is None else budget
     size = max(1, (budget // 2) // max(1, result_bytes))

@@ -6,8 +6,9 @@ import numpy as np
 
 from sea_dist.config import FitConfig
 from sea_dist.fit.covariance import LayerMoments
+from sea_dist.fit.qr import qr_svd, thin_qr
 from sea_dist.fit.result import LayerProjection
-from sea_dist.fit.svd import Spectrum, SvdPath, exact_svd, qr_svd, randomized_svd, thin_qr
+from sea_dist.fit.svd import Spectrum, SvdPath, exact_svd, randomized_svd
 
 SIGNS = ("pos", "neg")
 

@@ -15,18 +15,7 @@ rows. Everything is computed by a single ``dask.compute``.
 Block size: ``min(chunk_rows, max(256, d // 2, 32 MiB / (24 d)))`` rows rounded to whole store
 chunks, so a block buffer is O(d^2) (or 32 MiB for small d) and GEMMs see hundreds of rows.
 
-Partitions (:func:`auto_partitions`). Cores are used in two ways that multiply: Dask runs up to
-``slots`` tasks at once (one per partition), and each task's GEMMs use the BLAS's own threads.
-With one BLAS thread per worker (the benchmark's setting, and the robust one on a shared
-machine, where a multithreaded OpenBLAS slows down erratically), partitions are what use the
-cores, so a single-layer store needs ``slots`` partitions; with a BLAS already using every core,
-more concurrent GEMMs only oversubscribe them. Locally the default is therefore
-``ceil(streams / n_layers)`` partitions per layer, ``streams = slots // blas_threads``, bounded by
-the number of blocks and by memory: each running partition holds 2 d^2 float64 accumulators, a
-d^2 scratch and one block (:func:`partition_bytes`, about 3 GB at d = 8192), and together they
-stay within a quarter of the physical memory (:func:`memory_budget`). ``distributed``/Ray use
-enough to fill the cluster's slots across layers. The merge is a sum, so the result does not
-depend on the partitioning beyond float64 rounding.
+Partitions: row partitions per layer, :func:`sea_dist.fit.partitions.auto_partitions`.
 
 Precision: ``float64`` (default) or ``mixed``, float32 GEMMs of rows shifted by a per-partition
 vector (its first block's column means), summed into float64 accumulators and unshifted exactly
@@ -36,8 +25,6 @@ in float64 before the merge (:mod:`sea_dist.fit.covariance`). The thin-QR route 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -51,6 +38,7 @@ import zarr
 from sea_dist.errors import FitError, SeaDistError, expected_found
 from sea_dist.feature_maps import phi
 from sea_dist.fit.covariance import LayerMoments, block_shifts
+from sea_dist.fit.partitions import auto_partitions
 from sea_dist.fit.schedulers import Scheduler
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.integrity import LayerCheck, read_checked
@@ -63,7 +51,6 @@ BLOCK_FLOOR_BYTES = 32 * 2**20
 """Small d: blocks may hold this much float64 (3 roles) even when that exceeds d/2 rows."""
 ROLES = ("neutral", "positive", "negative")
 PRECISIONS = ("float64", "mixed")
-MEMORY_FRACTION = 0.25
 """Share of physical memory the running partitions of a local pass may hold together."""
 
 
@@ -188,74 +175,6 @@ def merge_task(first: LayerMoments, second: LayerMoments) -> LayerMoments:
 def rows_task(neutral: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> LayerMoments:
     """Moments that keep the (N, d) rows, for the thin-QR route."""
     return LayerMoments.from_rows(neutral, positive, negative, keep_rows=True)
-
-
-def blas_threads() -> int:
-    """Threads one BLAS call uses in this process (threadpoolctl when installed, else the usual
-    environment variables, else every core, which is OpenBLAS's default)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        threadpool_info = None
-    if threadpool_info is not None:
-        counts = [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
-        if counts:
-            return max(1, max(counts))
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
-
-
-def memory_budget() -> int:
-    """Bytes the running partitions of a local pass may hold together: a quarter of RAM."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 16 * 2**30
-    return int(MEMORY_FRACTION * total)
-
-
-def partition_bytes(d: int, block_rows: int) -> int:
-    """Peak bytes of one running partition: 2 d^2 float64 accumulators and a d^2 scratch, and one
-    block (3 roles in float64, with the float32 reads and mixed-precision copies)."""
-    return 8 * 3 * d * d + 40 * block_rows * d
-
-
-def auto_partitions(
-    scheduler: Scheduler,
-    n_layers: int,
-    n_blocks: int,
-    d: int = 0,
-    block_rows: int = 0,
-    *,
-    threads: int | None = None,
-    budget: int | None = None,
-) -> int:
-    """Row partitions per layer (see the module docstring).
-
-    Args:
-        scheduler: the open scheduler (its ``slots`` and whether it is local).
-        n_layers: layers in the pass.
-        n_blocks: blocks per layer (a partition holds at least one).
-        d, block_rows: the layer width and rows per block, for the memory bound (local only).
-        threads: BLAS threads per call; None reads :func:`blas_threads`.
-        budget: bytes the running partitions may hold; None reads :func:`memory_budget`.
-
-    Returns:
-        Local schedulers: ``ceil((slots // threads) / n_layers)``, at most ``n_blocks`` and at
-        most what fits ``budget``, at least 1. Clusters: ``ceil(slots / n_layers)``, at most
-        ``n_blocks``.
-    """
-    layers = max(1, n_layers)
-    if not scheduler.local:
-        return max(1, min(n_blocks, math.ceil(scheduler.slots / layers)))
-    streams = max(1, scheduler.slots // max(1, blas_threads() if threads is None else threads))
-    wanted = min(n_blocks, math.ceil(streams / layers))
-    budget = memory_budget() if budget is None else budget
-    fits = budget // max(1, partition_bytes(d, block_rows)) // layers
-    return max(1, min(wanted, fits))
 
 
 def moments_graph(

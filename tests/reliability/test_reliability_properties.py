@@ -23,8 +23,9 @@ from sea_dist.edit import LayerProjection, edit_activations
 from sea_dist.errors import FitError
 from sea_dist.fit.covariance import LayerMoments
 from sea_dist.fit.projections import fit_layer
+from sea_dist.fit.qr import qr_svd, thin_qr
 from sea_dist.fit.rank import select_k
-from sea_dist.fit.svd import exact_svd, qr_svd, randomized_svd, thin_qr
+from sea_dist.fit.svd import exact_svd, randomized_svd
 
 SETTINGS = settings(
     max_examples=25,

@@ -8,14 +8,13 @@ import dask
 import numpy as np
 import pytest
 
+from sea_dist.fit.partitions import auto_partitions, partition_bytes
 from sea_dist.fit.schedulers import Scheduler, open_scheduler
 from sea_dist.fit.streaming import (
-    auto_partitions,
     block_ranges,
     compute_moments,
     lazy_activations,
     moments_graph,
-    partition_bytes,
     split_ranges,
 )
 from sea_dist.store import ActivationStore

@@ -7,15 +7,14 @@ import pytest
 from fit_reference import projection_gap, reference_k, relative_projection_gap
 
 from sea_dist.errors import FitError
+from sea_dist.fit.qr import qr_svd, thin_qr
 from sea_dist.fit.svd import (
     EXACT_MAX_D,
     QR_MAX_ROWS,
     choose_path,
     exact_svd,
     frobenius_energy,
-    qr_svd,
     randomized_svd,
-    thin_qr,
 )
 
 
