@@ -11,17 +11,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sea_dist.collect.driver import CollectError, CollectSummary, collect
+    from sea_dist.collect.driver import CollectError, collect
     from sea_dist.collect.record import (
         ActivationRecorder,
         Recorded,
         RecordOptions,
         record_demonstrations,
     )
+    from sea_dist.collect.summary import CollectSummary
 
 _LAZY = {
     "collect": "sea_dist.collect.driver",
-    "CollectSummary": "sea_dist.collect.driver",
+    "CollectSummary": "sea_dist.collect.summary",
     "CollectError": "sea_dist.collect.driver",
     "ActivationRecorder": "sea_dist.collect.record",
     "RecordOptions": "sea_dist.collect.record",

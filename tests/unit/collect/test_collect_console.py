@@ -7,7 +7,8 @@ import os
 import pytest
 
 from sea_dist.cluster import AUTH_MODE_ENV, explicit_token_auth
-from sea_dist.collect.driver import QUIET_ACTOR_ENV, CollectSummary
+from sea_dist.collect.driver import QUIET_ACTOR_ENV
+from sea_dist.collect.summary import CollectSummary
 
 
 def test_summary_is_one_line_with_everything_lines_had() -> None:

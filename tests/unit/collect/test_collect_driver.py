@@ -11,8 +11,9 @@ import pytest
 from sea_dist.cli import build_parser, main
 from sea_dist.collect.actor import CollectorInfo
 from sea_dist.collect.commands import config_with_overrides
-from sea_dist.collect.driver import CollectSummary, normalise_url, store_spec
+from sea_dist.collect.driver import normalise_url, store_spec
 from sea_dist.collect.layout import plan_actors
+from sea_dist.collect.summary import CollectSummary
 from sea_dist.config import CollectConfig, SeaConfig, config_from_dict
 from sea_dist.errors import ConfigError
 
