@@ -234,7 +234,7 @@ def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
 def _load_reference(source: str, registry: str | None) -> SeaEdit:
     """Resolve a registry reference with :func:`sea_dist.artifacts.load_artifact`."""
     try:
-        from sea_dist.artifacts.loader import load_artifact
+        from sea_dist.artifacts.access import load_artifact
     except ImportError:  # a serving image without fsspec reads folders only
         raise ArtifactError(
             expected_found(
