@@ -47,7 +47,7 @@ def _tune(args: argparse.Namespace) -> int:
     from sea_dist.config import with_overrides
     from sea_dist.studies.options import load_study_config, tune_options_from_dict
     from sea_dist.studies.space import select
-    from sea_dist.studies.tune import run_tune
+    from sea_dist.studies.tune_run import run_tune
 
     config, raw = load_study_config(args.config, "tune")
     options = tune_options_from_dict(raw)

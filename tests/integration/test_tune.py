@@ -22,7 +22,7 @@ import yaml
 
 from sea_dist.cli import main
 from sea_dist.studies.options import load_study_config, tune_options_from_dict
-from sea_dist.studies.tune import run_tune
+from sea_dist.studies.tune_run import run_tune
 
 pytestmark = pytest.mark.slow
 
