@@ -38,7 +38,31 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="questions per task")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_harness_options(parser)
     parser.set_defaults(handler=_evaluate)
+
+
+def _add_harness_options(parser: Any) -> None:
+    """``--harness/--tasks/--folded``: lm-evaluation-harness rows next to sea-dist's own."""
+    parser.add_argument(
+        "--harness",
+        choices=("lm-eval",),
+        default=None,
+        help="also score with lm-evaluation-harness (pip install 'sea-dist[lm-eval]'), offline "
+        "on the local TruthfulQA file; its rows join the before/after table",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        metavar="LIST",
+        help="lm-eval tasks, comma-separated (default truthfulqa_mc1,truthfulqa_mc2)",
+    )
+    parser.add_argument(
+        "--folded",
+        action="store_true",
+        help="lm-eval scores the edit folded into the weights (what sea-dist export writes) "
+        "instead of applied with hooks; only a linear edit folds",
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -61,9 +85,36 @@ def _evaluate(args: argparse.Namespace) -> int:
         config = with_overrides(config, evaluate=overrides)
     source = args.artifact or f"{config.publish.name}@latest"
     registry = anchored(args.registry or config.publish.registry, "--registry")
+    loaded = None
+    if not args.harness and (args.tasks is not None or args.folded):
+        from sea_dist.errors import ConfigError
+
+        raise ConfigError(
+            "--tasks/--folded: expected them with --harness lm-eval, found no --harness; "
+            "add --harness lm-eval"
+        )
+    if args.harness:  # check the extra and the task names before loading anything
+        from sea_dist.evaluate.harness import parse_tasks, require_lm_eval
+        from sea_dist.models import load_model
+
+        require_lm_eval()
+        tasks = parse_tasks(args.tasks)
+        if args.folded:
+            from sea_dist.edit import load_edit
+            from sea_dist.evaluate.harness import check_foldable
+
+            check_foldable(load_edit(source, registry=registry))
+        loaded = load_model(config.model)
     metrics, notes = evaluate_before_after(
-        config, source, registry=registry, progress=not args.no_progress
+        config, source, registry=registry, loaded=loaded, progress=not args.no_progress
     )
+    if args.harness:
+        from sea_dist.evaluate.harness import harness_before_after
+
+        rows, harness_notes = harness_before_after(
+            config, source, tasks, registry=registry, loaded=loaded, folded=args.folded
+        )
+        metrics, notes = [*metrics, *rows], [*notes, *harness_notes]
     print(metrics_table(metrics))
     for note in notes:
         print(f"note: {note}")
