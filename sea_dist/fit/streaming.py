@@ -42,7 +42,7 @@ from sea_dist.fit.partitions import auto_partitions
 from sea_dist.fit.schedulers import Scheduler
 from sea_dist.store import ActivationStore, StoreSpec
 from sea_dist.store.integrity import LayerCheck, read_checked
-from sea_dist.store.zarr_store import open_group
+from sea_dist.store.opening import open_group
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,9 @@ from sea_dist.store.integrity import (
 )
 from sea_dist.store.layout import DIGEST_ARRAY, MARKER_ARRAY, array_problem, expected_arrays
 from sea_dist.store.markers import ShardMarkers, mark_pending
+from sea_dist.store.opening import open_group
 from sea_dist.store.spec import ACTIVATION_ARRAYS, StoreSpec, attribute_problems, seal_problems
-from sea_dist.store.zarr_store import ActivationStore, open_group
+from sea_dist.store.zarr_store import ActivationStore
 
 READ_THREADS = 4
 """Chunks are read by a few threads (decoding releases the GIL)."""

@@ -25,6 +25,7 @@ from sea_dist.format.seal import record_digest
 from sea_dist.store.integrity import LayerCheck, ShardDigest
 from sea_dist.store.layout import DIGEST_ARRAY, MARKER_ARRAY, layout_problems
 from sea_dist.store.markers import ShardMarkers, read_markers
+from sea_dist.store.opening import open_group
 from sea_dist.store.spec import (
     ACTIVATION_ARRAYS,
     ATTRIBUTES_SEAL,
@@ -34,7 +35,7 @@ from sea_dist.store.spec import (
     StoreSpec,
     seal_problems,
 )
-from sea_dist.store.target import check_store_target, fresh_fs
+from sea_dist.store.target import check_store_target
 
 log = logging.getLogger(__name__)
 
@@ -358,45 +359,3 @@ class ActivationStore:
     def attrs(self) -> dict[str, Any]:
         """All group attributes (provenance)."""
         return dict(self.group.attrs)
-
-
-def open_group(url: str, mode: str = "r") -> zarr.Group:
-    """Open the store's Zarr group, refusing nothing there or a damaged ``zarr.json`` clearly."""
-    try:
-        return zarr.open_group(url, mode=mode)  # type: ignore[arg-type]
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
-        entries = _folder_entries(url)
-        if entries:
-            raise StoreError(
-                f"store: expected a sea-dist activation store at {url!r}, found a folder "
-                f"without zarr.json holding {len(entries)} entries {excerpt(entries[:5])}; "
-                "restore its zarr.json if it was a store, else give the store's URL"
-            ) from None
-        raise StoreError(
-            f"store: expected a sea-dist activation store at {url!r}, found nothing; "
-            "run 'sea-dist collect' first"
-        ) from None
-    except OSError as error:
-        raise StoreError(
-            f"store {excerpt(url)}: expected a readable location, found "
-            f"{type(error).__name__}: {error.strerror or error}; check the URL and permissions"
-        ) from None
-    except Exception as error:  # noqa: BLE001 - JSON, Unicode and zarr metadata errors alike
-        raise StoreError(
-            f"store {excerpt(url)}: expected a readable zarr.json, found a damaged one "
-            f"({type(error).__name__}: {excerpt(str(error), 80)}); restore it, or re-collect "
-            "with --overwrite"
-        ) from None
-
-
-def _folder_entries(url: str) -> list[str]:
-    """Names in the folder at ``url`` (empty when it is no folder or cannot be listed)."""
-    import posixpath
-
-    try:
-        fs, path = fresh_fs(url)
-        if not fs.isdir(path):
-            return []
-        return sorted(posixpath.basename(str(p).rstrip("/")) for p in fs.ls(path, detail=False))
-    except (OSError, ValueError):
-        return []
