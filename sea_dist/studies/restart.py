@@ -40,9 +40,7 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,8 @@ from safetensors.torch import load, save
 
 from sea_dist.errors import ModelError, expected_found
 from sea_dist.layers import decoder_blocks
+from sea_dist.outputs import write_atomic
+from sea_dist.studies.restart_view import Bypass, RestartModel
 
 _TENSOR = "hidden_states"
 
@@ -74,33 +74,6 @@ class RestartStats:
     files_written: int = 0
     files_read: int = 0
     verifications: int = 0
-
-
-class _Bypass(torch.nn.Module):
-    """Stands in for a skipped decoder block: returns the cached input of the first kept one."""
-
-    def __init__(self, hidden: torch.Tensor) -> None:
-        super().__init__()
-        self.hidden = hidden
-
-    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return self.hidden
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temporary sibling, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _tensor_bytes(tensor: torch.Tensor | None) -> bytes:
@@ -237,7 +210,7 @@ class RestartCache:
             "tolerance": self.tolerance,
             **{k: v for k, v in self._identity.items() if k != "key"},
         }
-        _atomic_write(self.layer_folder(layer) / "restart.json", json.dumps(record).encode())
+        write_atomic(self.layer_folder(layer) / "restart.json", json.dumps(record).encode())
         self._verdicts[layer] = exact
 
     def _hooked_below(self, layer: int) -> str | None:
@@ -295,7 +268,7 @@ class RestartCache:
         originals = list(self._container[:start])
         try:
             if start > 0 and hidden is not None:
-                bypass = _Bypass(hidden)
+                bypass = Bypass(hidden)
                 for index in range(start):
                     self._container[index] = bypass
             kwargs = {name: value for name, value in inputs.items() if value is not None}
@@ -408,52 +381,10 @@ class RestartCache:
         ]
         output, captured = self._call(start, hidden, missing, inputs)
         for c, tensor in captured.items():
-            _atomic_write(paths[c], save({_TENSOR: tensor.to("cpu").contiguous()}))
+            write_atomic(paths[c], save({_TENSOR: tensor.to("cpu").contiguous()}))
             self.stats.files_written += 1
         if layer > 0 and verdict is None:
             own = captured.get(layer, own)
             if own is not None:
                 self._verify(layer, own.to(self._device(layer, input_ids)), inputs, output.logits)
         return output
-
-
-class RestartModel(torch.nn.Module):
-    """A model-like view of a :class:`RestartCache` restarting at one decoder layer.
-
-    Called like the model (``view(input_ids=..., attention_mask=...)``), it returns the model's
-    output with ``.logits``; ``parameters()`` and ``config`` are the model's, so scoring code
-    (``sea_dist.evaluate.loglik.score_spans``, ``EncodedPairs.score``) takes it as a model.
-
-    Attributes:
-        cache: the cache it reads and fills.
-        layer: the first decoder layer that runs on a cached batch.
-    """
-
-    cache: RestartCache
-
-    def __init__(self, cache: RestartCache, layer: int) -> None:
-        super().__init__()
-        # a plain attribute, not a sub-module: the view owns nothing of the model
-        object.__setattr__(self, "cache", cache)
-        self.layer = layer
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-    ) -> Any:
-        """See :meth:`RestartCache.run`."""
-        return self.cache.run(self.layer, input_ids, attention_mask, position_ids)
-
-    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
-        """The model's parameters (their device is where inputs go)."""
-        return self.cache.model.parameters(recurse)
-
-    @property
-    def config(self) -> Any:
-        """The model's config."""
-        return getattr(self.cache.model, "config", None)
-
-    def extra_repr(self) -> str:
-        return f"layer={self.layer}, folder={str(self.cache.folder)!r}"
