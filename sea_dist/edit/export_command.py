@@ -80,27 +80,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_export)
 
 
-def fold_blockers(edit: Any) -> list[str]:
-    """Why ``edit`` (a :class:`~sea_dist.edit.projections.SeaEdit`) cannot fold; empty if it can."""
-    from sea_dist.edit.fold import OUTPUT_LINEARS
-
-    reasons = []
-    if edit.combine != "average":
-        reasons.append(f"combine {edit.combine!r} is not linear (refit with fit.combine: average)")
-    if edit.feature_map != "linear":
-        reasons.append(f"feature map {edit.feature_map!r} (Phi-SEA) is not linear")
-    if edit.site_template is None and edit.site not in OUTPUT_LINEARS:
-        reasons.append(f"site {edit.site!r} is not the output of one linear layer (mlp or attn)")
-    recipe = edit.recipe
-    if recipe is not None and recipe.alpha != 1.0:
-        reasons.append(f"recipe alpha {recipe.alpha:g} (weights can only hold the full edit)")
-    if recipe is not None and recipe.positions != "all":
-        reasons.append(
-            f"recipe positions {recipe.positions!r} (weights cannot tell prompt from answer)"
-        )
-    return reasons
-
-
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that is a file, or non-empty without being a replaceable export."""
     from sea_dist.edit.export import PROVENANCE_FILE
@@ -195,6 +174,8 @@ def _run(args: argparse.Namespace) -> int:
     _check_out(out, args.overwrite)
     registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or config.publish.registry
     edit = load_edit(args.ref, registry=anchored(registry, "--registry"))
+    from sea_dist.edit.fold import fold_blockers
+
     blockers = fold_blockers(edit)
     if blockers:
         raise ArtifactError(

@@ -262,3 +262,22 @@ def fold_into(
                 linear.bias = torch.nn.Parameter(bias, requires_grad=grad)
     handle.linears = linears
     return handle
+
+
+def fold_blockers(edit: Any) -> list[str]:
+    """Why ``edit`` (a :class:`~sea_dist.edit.projections.SeaEdit`) cannot fold; empty if it can."""
+    reasons = []
+    if edit.combine != "average":
+        reasons.append(f"combine {edit.combine!r} is not linear (refit with fit.combine: average)")
+    if edit.feature_map != "linear":
+        reasons.append(f"feature map {edit.feature_map!r} (Phi-SEA) is not linear")
+    if edit.site_template is None and edit.site not in OUTPUT_LINEARS:
+        reasons.append(f"site {edit.site!r} is not the output of one linear layer (mlp or attn)")
+    recipe = edit.recipe
+    if recipe is not None and recipe.alpha != 1.0:
+        reasons.append(f"recipe alpha {recipe.alpha:g} (weights can only hold the full edit)")
+    if recipe is not None and recipe.positions != "all":
+        reasons.append(
+            f"recipe positions {recipe.positions!r} (weights cannot tell prompt from answer)"
+        )
+    return reasons

@@ -197,7 +197,7 @@ def check_foldable(edit: Any) -> None:
     Raises:
         ArtifactError: not a linear edit (see ``sea-dist export``); the hooks route still works.
     """
-    from sea_dist.edit.export_command import fold_blockers
+    from sea_dist.edit.fold import fold_blockers
 
     reasons = fold_blockers(edit)
     if reasons:
