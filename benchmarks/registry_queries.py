@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.http import BackgroundServer
 from sea_dist.artifacts.index import index_rows
 from sea_dist.artifacts.registry import Registry
+from sea_dist.artifacts.registry_api.server import BackgroundServer
 from sea_dist.artifacts.synthetic import write_synthetic_fit
 
 

@@ -1,13 +1,15 @@
 """Versioned SEA projection artifacts: manifest, safetensors IO, registry, queries, HTTP API.
 
 The loader (:func:`load_artifact`) needs only numpy, safetensors and fsspec; Parquet (the listing
-index), diffing and the HTTP server load lazily when used.
+index), the HTTP client and the HTTP server load lazily when used.
 """
 
-from sea_dist.artifacts.loader import Artifact, LayerProjections, load_artifact
-from sea_dist.artifacts.manifest import Manifest
+from sea_dist.artifacts.access import load_artifact, open_registry
+from sea_dist.artifacts.loader import Artifact, LayerProjections
+from sea_dist.artifacts.protocol import RegistryReader, WritableRegistry
 from sea_dist.artifacts.refs import Resolved, parse_ref
-from sea_dist.artifacts.registry import DEFAULT_REGISTRY, Registry, RegistryReader, open_registry
+from sea_dist.artifacts.registry import DEFAULT_REGISTRY, Registry
+from sea_dist.format.manifest import Manifest
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -17,6 +19,7 @@ __all__ = [
     "Registry",
     "RegistryReader",
     "Resolved",
+    "WritableRegistry",
     "load_artifact",
     "open_registry",
     "parse_ref",

@@ -30,10 +30,11 @@ import time
 import uuid
 from typing import Any
 
-from sea_dist.artifacts.markers import COMPLETE_DIR, RETIRED_DIR
+from sea_dist.artifacts.markers import RETIRED_DIR
 from sea_dist.artifacts.refs import NotFoundError, check_alias
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import RegistryError, expected_found
+from sea_dist.format.anchors import COMPLETE_DIR
 
 RETIRED_WAIT_S = 30.0
 """How long a move waits for a gc that has retired its target to keep or remove it."""

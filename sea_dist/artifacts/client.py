@@ -22,17 +22,9 @@ import httpx
 from sea_dist.artifacts.loader import (
     Artifact,
     Framework,
-    MissingArtifactFileError,
     artifact_from_bytes,
     check_download_dest,
     write_local_copy,
-)
-from sea_dist.artifacts.manifest import (
-    MANIFEST_FILE,
-    PROJECTIONS_FILE,
-    Manifest,
-    manifest_from_dict,
-    manifest_from_json,
 )
 from sea_dist.artifacts.refs import NotFoundError, Resolved, check_alias, check_name, parse_ref
 from sea_dist.artifacts.responses import (
@@ -51,8 +43,11 @@ from sea_dist.artifacts.responses import (
     read_bounded,
     versions_answer,
 )
-from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import ArtifactError, RegistryError, excerpt, expected_found
+from sea_dist.format.artifact import MissingArtifactFileError
+from sea_dist.format.files import MANIFEST_FILE, PROJECTIONS_FILE
+from sea_dist.format.manifest import Manifest, manifest_from_dict, manifest_from_json
+from sea_dist.format.tensors import sha256_hex
 
 MAX_DOWNLOAD_BYTES = 16 << 30  # 16 GiB: an 80-layer d = 8192 edit at k ~ d/4 in float32
 MAX_ERROR_BYTES = 64 << 10

@@ -70,7 +70,7 @@ def warn_listing(
     complete: Collection[int],
 ) -> None:
     """Log what a listing found wrong: damaged versions, replaced index rows, dangling aliases."""
-    from sea_dist.artifacts.index import INDEX_FILE
+    from sea_dist.artifacts.index import INDEX_FILE  # pyarrow, an optional dependency
 
     warn_damaged(storage, name, listing.damaged)
     if listing.replaced:

@@ -20,19 +20,11 @@ from typing import Any
 
 import fsspec.core
 
-from sea_dist.artifacts.manifest import (
-    PROJECTIONS_FILE,
-    LayerSummary,
-    Manifest,
-    code_version,
-    fingerprint,
-    parse_evaluation,
-    parse_recipe,
-    utc_now,
-)
+from sea_dist.artifacts.manifest import code_version, fingerprint, utc_now
 from sea_dist.errors import ArtifactError, expected_found
-from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, RECIPE_FILE
+from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.fit_record import FitRecord, fit_record_from_json
+from sea_dist.format.manifest import LayerSummary, Manifest, parse_evaluation, parse_recipe
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 from sea_dist.format.seal import check_seal
 from sea_dist.format.tensors import (

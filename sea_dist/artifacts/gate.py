@@ -24,17 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sea_dist.artifacts import aliases as alias_ops
-from sea_dist.artifacts.markers import COMPLETE_DIR
+from sea_dist.artifacts.protocol import WritableRegistry
 from sea_dist.artifacts.refs import check_alias, check_name, check_version
 from sea_dist.config import PublishConfig
 from sea_dist.errors import RegistryError, expected_found
+from sea_dist.format.anchors import COMPLETE_DIR
 from sea_dist.format.recipe import EvaluationRecord, gate_failures, worse_than
-
-if TYPE_CHECKING:
-    from sea_dist.artifacts.registry import Registry
 
 DEFAULT_GATED_ALIASES: tuple[str, ...] = PublishConfig().gated_aliases
 
@@ -126,7 +124,7 @@ class PromotionResult:
         }
 
 
-def evaluation_of(registry: Registry, name: str, version: int) -> EvaluationRecord | None:
+def evaluation_of(registry: WritableRegistry, name: str, version: int) -> EvaluationRecord | None:
     """The evaluation record in the manifest of ``name@version`` (None: unevaluated).
 
     Raises:
@@ -137,7 +135,7 @@ def evaluation_of(registry: Registry, name: str, version: int) -> EvaluationReco
 
 
 def is_gated(
-    registry: Registry,
+    registry: WritableRegistry,
     name: str,
     alias: str,
     *,
@@ -152,7 +150,7 @@ def is_gated(
     return bool(current and current.get("gated"))
 
 
-def check_promotion(registry: Registry, name: str, version: int, alias: str) -> GateVerdict:
+def check_promotion(registry: WritableRegistry, name: str, version: int, alias: str) -> GateVerdict:
     """The gate's verdict on moving ``alias`` of ``name`` to ``version`` (nothing is written)."""
     record = evaluation_of(registry, name, version)
     reasons = gate_failures(record)
@@ -169,7 +167,7 @@ def check_promotion(registry: Registry, name: str, version: int, alias: str) -> 
 
 
 def promote(
-    registry: Registry,
+    registry: WritableRegistry,
     name: str,
     version: int | str,
     alias: str,

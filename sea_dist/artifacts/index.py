@@ -36,15 +36,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sea_dist.artifacts.manifest import (
-    MANIFEST_FILE,
-    PROJECTIONS_FILE,
-    Manifest,
-    manifest_from_json,
-)
-from sea_dist.artifacts.markers import Marker, complete_markers, manifest_digest
+from sea_dist.artifacts.markers import complete_markers
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError
+from sea_dist.format.anchors import Marker, manifest_digest
+from sea_dist.format.files import MANIFEST_FILE, PROJECTIONS_FILE
+from sea_dist.format.manifest import Manifest, manifest_from_json
 
 INDEX_FILE = "index.parquet"
 INDEX_SCHEMA_VERSION = "2"  # 2: gate verdict and effect columns

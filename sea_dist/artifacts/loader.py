@@ -1,14 +1,15 @@
-"""Load a published artifact with full verification: the entry point the registry and CLI use.
+"""Verified artifacts in memory: decoding, loading a folder over fsspec, writing a local copy.
 
-``load_artifact`` accepts an artifact folder (local or fsspec URL, e.g. a downloaded copy or
-``<registry>/<name>/versions/<v>``) or a registry reference (``name@latest``, ``name@production``,
-``name@7``, ``sha256:<prefix>``). The verification itself (layout, no pickle, sha256 against the
+:func:`load_artifact_folder` reads an artifact folder (local or fsspec URL, e.g. a downloaded copy
+or ``<registry>/<name>/versions/<v>``); the registries decode the bytes they fetched with
+:func:`artifact_from_bytes`. The verification itself (layout, no pickle, sha256 against the
 manifest, shapes, values, and the manifest against ``manifest.sha256`` or the registry marker)
 is :mod:`sea_dist.format.artifact`; this module reads the bytes through fsspec, turns the
-tensors into numpy arrays or torch tensors, and writes downloaded copies.
+tensors into numpy arrays or torch tensors, and writes downloaded copies. Loading by registry
+reference is :func:`sea_dist.artifacts.access.load_artifact`.
 
 Needs only numpy, safetensors, fsspec and the standard library (torch only if
-``framework="torch"``); the registry module is imported lazily, and only for references.
+``framework="torch"``); it imports no registry.
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ from typing import Any, Literal
 import fsspec.core
 import numpy as np
 
-from sea_dist.artifacts.manifest import MANIFEST_FILE, PROJECTIONS_FILE, Manifest
-from sea_dist.artifacts.markers import COMPLETE_DIR, DIGEST_FILE, digest_file_bytes
 from sea_dist.errors import RegistryError, expected_found
+from sea_dist.format.anchors import COMPLETE_DIR, DIGEST_FILE, digest_file_bytes
 from sea_dist.format.artifact import ArtifactContent, read_artifact_folder, verify_artifact
-
-# Re-exported: publish verifies staged bytes with it, the HTTP API maps the error to 404.
-from sea_dist.format.artifact import MissingArtifactFileError as MissingArtifactFileError
-from sea_dist.format.artifact import verify_projections as verify_projections
+from sea_dist.format.files import MANIFEST_FILE, PROJECTIONS_FILE
+from sea_dist.format.manifest import Manifest
 
 Framework = Literal["numpy", "torch"]
 
@@ -98,7 +96,7 @@ def artifact_from_bytes(
 
 
 def _to_torch(array: np.ndarray) -> Any:
-    import torch
+    import torch  # only for framework="torch": loading for numpy needs no torch
 
     return torch.from_numpy(np.array(array, copy=True))
 
@@ -119,46 +117,6 @@ def load_artifact_folder(
 
     content = read_artifact_folder(read, str(root).rstrip("/"), str(url).rstrip("/"))
     return artifact_from_content(content, framework)
-
-
-def load_artifact(
-    path_or_ref: str | os.PathLike[str],
-    registry: str | None = None,
-    *,
-    framework: Framework = "numpy",
-    storage_options: Mapping[str, Any] | None = None,
-) -> Artifact:
-    """Load and verify an artifact from a folder or a registry reference.
-
-    Args:
-        path_or_ref: an artifact folder (local path or fsspec URL holding ``manifest.json``), or a
-            reference ``name``, ``name@latest``, ``name@<alias>``, ``name@<version>``,
-            ``sha256:<hex prefix>``.
-        registry: registry URL used to resolve a reference (a folder, ``s3://...`` or the
-            ``http://`` address of ``sea-dist registry serve``); default: a path (anything with
-            a ``/`` or an existing folder) is loaded directly, anything else resolves in the
-            default registry ``sea-runs/registry``.
-        framework: tensors as ``numpy`` arrays or ``torch`` tensors.
-        storage_options: fsspec options (e.g. S3 endpoint) for the folder or registry.
-
-    Returns:
-        The verified :class:`Artifact`.
-
-    Raises:
-        ArtifactError: missing, tampered, truncated or pickle-bearing files.
-        RegistryError: the reference cannot be resolved.
-    """
-    target = os.fspath(path_or_ref)
-    # A reference never contains a path separator, so anything path-like is a folder (and a
-    # missing folder gets a "missing files" error rather than a confusing reference error).
-    if registry is None and (
-        "://" in target or "/" in target or os.sep in target or os.path.exists(target)
-    ):
-        return load_artifact_folder(target, framework, storage_options)
-    from sea_dist.artifacts.registry import DEFAULT_REGISTRY, open_registry
-
-    reader = open_registry(registry or DEFAULT_REGISTRY, storage_options=storage_options)
-    return reader.load(target, framework=framework)
 
 
 COPY_FILES = (PROJECTIONS_FILE, MANIFEST_FILE, DIGEST_FILE)
@@ -229,8 +187,9 @@ def write_local_copy(
     """Write verified artifact bytes into ``dest`` (each file via temp + rename).
 
     Besides the two artifact files, ``manifest.sha256`` records the manifest's sha256, so that
-    :func:`load_artifact` on the copy refuses a manifest edited afterwards. ``dest`` is checked
-    with :func:`check_download_dest` first (callers check it before fetching, too).
+    loading the copy (:func:`load_artifact_folder`) refuses a manifest edited afterwards.
+    ``dest`` is checked with :func:`check_download_dest` first (callers check it before
+    fetching, too).
     """
     check_download_dest(dest, overwrite)
     folder = Path(dest)

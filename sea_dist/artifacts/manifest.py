@@ -1,7 +1,7 @@
 """The artifact manifest's writer side: code version, timestamps and the store fingerprint.
 
-The record itself (:class:`Manifest`, its parser and schema version) is
-:mod:`sea_dist.format.manifest`, re-exported here for the registry modules.
+The record itself (:class:`~sea_dist.format.manifest.Manifest`, its parser and schema version) is
+:mod:`sea_dist.format.manifest`.
 
 Imports only the standard library (no pyarrow, torch, ray, dask or zarr).
 """
@@ -15,17 +15,7 @@ import os
 import subprocess
 from typing import Any
 
-# Re-exported: the artifact modules read the names from here.
-from sea_dist.format.files import ARTIFACT_FILES as ARTIFACT_FILES
-from sea_dist.format.files import MANIFEST_FILE as MANIFEST_FILE
-from sea_dist.format.files import PROJECTIONS_FILE as PROJECTIONS_FILE
-from sea_dist.format.manifest import MANIFEST_SCHEMA_VERSION as MANIFEST_SCHEMA_VERSION
-from sea_dist.format.manifest import LayerSummary as LayerSummary
-from sea_dist.format.manifest import Manifest as Manifest
-from sea_dist.format.manifest import manifest_from_dict as manifest_from_dict
-from sea_dist.format.manifest import manifest_from_json as manifest_from_json
-from sea_dist.format.manifest import parse_evaluation as parse_evaluation
-from sea_dist.format.manifest import parse_recipe as parse_recipe
+from sea_dist import __version__
 
 
 def fingerprint(data: Any) -> str:
@@ -50,8 +40,6 @@ def code_version() -> str:
     global _CODE_VERSION
     if _CODE_VERSION is not None:
         return _CODE_VERSION
-    from sea_dist import __version__
-
     version = __version__
     here = os.path.dirname(os.path.abspath(__file__))
     try:

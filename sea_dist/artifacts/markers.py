@@ -35,17 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from sea_dist.artifacts.storage import Storage
-
-# The records themselves live in sea_dist.format.anchors; re-exported for the registry modules.
-from sea_dist.format.anchors import COMPLETE_DIR as COMPLETE_DIR
-from sea_dist.format.anchors import DIGEST_FILE as DIGEST_FILE
-from sea_dist.format.anchors import Marker as Marker
-from sea_dist.format.anchors import check_manifest_digest as check_manifest_digest
-from sea_dist.format.anchors import digest_file_bytes as digest_file_bytes
-from sea_dist.format.anchors import manifest_digest as manifest_digest
-from sea_dist.format.anchors import marker_bytes as marker_bytes
-from sea_dist.format.anchors import parse_digest_file as parse_digest_file
-from sea_dist.format.anchors import parse_marker as parse_marker
+from sea_dist.format.anchors import COMPLETE_DIR, Marker, parse_marker
 
 RETIRED_DIR = "retired"
 

@@ -29,34 +29,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sea_dist.artifacts.fitdir import build_manifest, read_fit_output
-from sea_dist.artifacts.index import build_listing, row_digest, row_from_manifest
-from sea_dist.artifacts.loader import verify_projections
-from sea_dist.artifacts.manifest import (
-    MANIFEST_FILE,
-    PROJECTIONS_FILE,
-    manifest_from_json,
-    utc_now,
-)
-from sea_dist.artifacts.markers import (
-    COMPLETE_DIR,
-    check_manifest_digest,
-    complete_markers,
-    manifest_digest,
-    marker_bytes,
-)
+from sea_dist.artifacts.gate import promote
+from sea_dist.artifacts.manifest import utc_now
+from sea_dist.artifacts.markers import complete_markers
+from sea_dist.artifacts.protocol import WritableRegistry
 from sea_dist.artifacts.refs import Resolved, check_alias, check_name
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError, RegistryError
+from sea_dist.format.anchors import (
+    COMPLETE_DIR,
+    check_manifest_digest,
+    manifest_digest,
+    marker_bytes,
+)
+from sea_dist.format.artifact import verify_projections
+from sea_dist.format.files import MANIFEST_FILE, PROJECTIONS_FILE
+from sea_dist.format.manifest import manifest_from_json
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
-
-if TYPE_CHECKING:
-    from sea_dist.artifacts.gate import PromotionResult
 
 MAX_CLAIM_ATTEMPTS = 10_000
 log = logging.getLogger(__name__)
@@ -92,6 +87,58 @@ def claim_version(storage: Storage, name: str, token: str) -> int:
 
 
 def publish(
+    registry: WritableRegistry,
+    fit_dir: str | os.PathLike[str],
+    name: str,
+    aliases: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+    created_at: str | None = None,
+    input_fingerprint: str | None = None,
+    *,
+    recipe: EditRecipe | None = None,
+    evaluation: EvaluationRecord | None = None,
+    gated_aliases: Sequence[str] | None = None,
+) -> Resolved:
+    """Publish a fit-output folder as the next version of ``name`` in ``registry``.
+
+    Args:
+        registry: a writable registry.
+        fit_dir: fit output (``fit.json`` + ``projections.safetensors``, optionally
+            ``recipe.json`` and ``evaluation.json``), folder or URL.
+        name: artifact name (lowercase ``[a-z0-9._-]``, at most 100 characters).
+        aliases: user aliases to move to the new version, each through the promotion gate
+            when it is gated (:func:`sea_dist.artifacts.gate.promote`); a refused alias is
+            left where it was and logged (call ``promote`` to see the verdict).
+        config: the full resolved run config, recorded in the manifest.
+        created_at: override the publication time (ISO-8601; imports, tests).
+        input_fingerprint: fingerprint of the run's inputs (the scheduler compares it).
+        recipe: the edit recipe (wins over the fit output's ``recipe.json``).
+        evaluation: the evaluation record (wins over the fit output's ``evaluation.json``).
+        gated_aliases: the gated aliases (default ``publish.gated_aliases``' default).
+
+    Returns:
+        The new version.
+    """
+    for alias in aliases:
+        check_alias(alias)
+    resolved = publish_files(
+        registry.storage,
+        os.fspath(fit_dir),
+        name,
+        config,
+        created_at,
+        input_fingerprint,
+        recipe=recipe,
+        evaluation=evaluation,
+    )
+    for alias in aliases:
+        result = promote(registry, name, resolved.version, alias, gated_aliases=gated_aliases)
+        if not result.moved:
+            log.warning("%s", result.line())
+    return resolved
+
+
+def publish_files(
     storage: Storage,
     fit_dir: str,
     name: str,
@@ -121,6 +168,9 @@ def publish(
         ArtifactError: the fit output is invalid or storage did not keep the bytes intact.
         RegistryError: an invalid name or a storage failure during the claim.
     """
+    # The Parquet index (pyarrow, an optional dependency) loads only when something is published.
+    from sea_dist.artifacts.index import row_digest, row_from_manifest
+
     check_name(name)
     fit_output = read_fit_output(fit_dir)
     manifest = build_manifest(
@@ -189,103 +239,9 @@ def publish(
 
 def _refresh_index(storage: Storage, name: str) -> None:
     """Add the new version to the listing index (queries never write it; writers keep it)."""
+    from sea_dist.artifacts.index import build_listing  # pyarrow, an optional dependency
+
     try:
         build_listing(storage, name, complete_markers(storage, name), write=True)
     except (OSError, ArtifactError) as error:  # published all the same; the next writer adds it
         log.warning("cannot refresh the index of %s: %s", storage.display(name), error)
-
-
-@dataclass(frozen=True)
-class PublishOutcome:
-    """A published version and what the promotion gate did with each requested alias.
-
-    Attributes:
-        resolved: the new version.
-        promotions: one result per alias, in the order asked (``moved`` False: refused).
-    """
-
-    resolved: Resolved
-    promotions: tuple[PromotionResult, ...] = ()
-    registry: str = ""
-    """The registry's absolute location (folder or URL)."""
-
-    @property
-    def ref(self) -> str:
-        """``name@version``."""
-        return self.resolved.ref
-
-    @property
-    def sha256(self) -> str:
-        """Content sha256 of the projections."""
-        return self.resolved.sha256
-
-    @property
-    def refused(self) -> list[PromotionResult]:
-        """The aliases the gate left where they were."""
-        return [p for p in self.promotions if not p.moved]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved version's JSON plus ``promotions``."""
-        return {
-            **self.resolved.to_dict(),
-            "registry": self.registry,
-            "promotions": [p.to_dict() for p in self.promotions],
-        }
-
-
-def publish_run(
-    fit_dir: str,
-    *,
-    name: str | None = None,
-    registry: str | None = None,
-    aliases: tuple[str, ...] = (),
-    config_path: str | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    recipe: EditRecipe | None = None,
-    evaluation: EvaluationRecord | None = None,
-) -> PublishOutcome:
-    """Publish with settings from arguments, falling back to a YAML config's ``publish`` section.
-
-    The CLI and ``jobs/publish.py`` share this. With ``config_path``, the whole resolved config
-    is recorded in the manifest; explicit arguments win over the config. The recipe and the
-    evaluation record are the explicit objects when given, else the fit output's
-    ``recipe.json`` / ``evaluation.json``. Each alias then moves through the promotion gate
-    (gated aliases: the config's ``publish.gated_aliases``); a refusal leaves the version
-    published and the alias where it was, and is reported in the outcome, not raised.
-    """
-    from sea_dist.artifacts.registry import Registry
-    from sea_dist.config import PublishConfig, config_to_dict, load_config
-    from sea_dist.outputs import anchored
-
-    full: dict[str, Any] | None = None
-    publish_config = PublishConfig()
-    if config_path:
-        loaded = load_config(config_path)
-        publish_config = loaded.publish
-        full = config_to_dict(loaded)
-    chosen = PublishConfig(
-        registry=registry or publish_config.registry,
-        name=name or publish_config.name,
-        aliases=tuple(aliases) or publish_config.aliases,
-        gated_aliases=publish_config.gated_aliases,
-    )
-    if full is not None:
-        full["publish"] = config_to_dict(chosen)
-    else:
-        full = {"publish": config_to_dict(chosen)}
-    for alias in chosen.aliases:  # refuse a bad alias before anything is published
-        check_alias(alias)
-    # A relative registry resolves against $SEA_DIST_OUTPUT_BASE, never into a Ray job's
-    # temporary working-directory copy.
-    target = Registry(
-        anchored(chosen.registry, "publish.registry"),
-        storage_options=storage_options,
-    )
-    resolved = target.publish(
-        fit_dir, chosen.name, config=full, recipe=recipe, evaluation=evaluation
-    )
-    promotions = tuple(
-        target.promote(chosen.name, resolved.version, alias, gated_aliases=chosen.gated_aliases)
-        for alias in chosen.aliases
-    )
-    return PublishOutcome(resolved, promotions, target.url)

@@ -19,42 +19,36 @@ Readers only ever see versions with a valid completion marker (an empty or damag
 as none), so a partial version is invisible. ``latest`` is the highest complete version. Every
 load verifies the manifest and the tensors against the sha256 digests in the marker. See
 :mod:`sea_dist.artifacts.publish` for the atomic publish protocol.
+
+:class:`Registry` implements :class:`sea_dist.artifacts.protocol.WritableRegistry`. Publication,
+the promotion gate and retention are functions over that protocol
+(:func:`sea_dist.artifacts.publish.publish`, :func:`sea_dist.artifacts.gate.promote`,
+:func:`sea_dist.artifacts.retention.collect_garbage`); ``Registry.publish``, ``promote`` and
+``gc`` are those functions, bound as methods (``registry.gc(5)`` is ``collect_garbage(registry,
+5)``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from sea_dist.artifacts import aliases as alias_ops
-from sea_dist.artifacts.diagnosis import damage_fix, dangling_alias, warn_damaged, warn_listing
+from sea_dist.artifacts.diagnosis import dangling_alias, warn_damaged, warn_listing
+from sea_dist.artifacts.diff import diff_artifacts
+from sea_dist.artifacts.gate import promote
 from sea_dist.artifacts.loader import (
     Artifact,
     Framework,
-    MissingArtifactFileError,
     artifact_from_bytes,
     check_download_dest,
     write_local_copy,
 )
-from sea_dist.artifacts.manifest import (
-    MANIFEST_FILE,
-    PROJECTIONS_FILE,
-    Manifest,
-    manifest_from_json,
-)
-from sea_dist.artifacts.markers import (
-    COMPLETE_DIR,
-    Marker,
-    MarkerCache,
-    check_manifest_digest,
-    complete_markers,
-    latest_version,
-    read_marker,
-)
+from sea_dist.artifacts.markers import MarkerCache, complete_markers, latest_version, read_marker
+from sea_dist.artifacts.publish import publish
 from sea_dist.artifacts.refs import (
     LATEST,
     NotFoundError,
@@ -64,73 +58,23 @@ from sea_dist.artifacts.refs import (
     check_version,
     parse_ref,
 )
+from sea_dist.artifacts.retention import collect_garbage
 from sea_dist.artifacts.storage import Storage
+from sea_dist.artifacts.version_files import (
+    artifact_files,
+    manifest_bytes,
+    require_marker,
+    version_where,
+)
+from sea_dist.artifacts.version_query import match_sha_prefix, select_versions
 from sea_dist.config import NAME_RE, PublishConfig
 from sea_dist.errors import ArtifactError, RegistryError, expected_found
-
-if TYPE_CHECKING:
-    from sea_dist.artifacts.gate import PromotionResult
-    from sea_dist.artifacts.retention import GcEntry
-    from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+from sea_dist.format.anchors import Marker
+from sea_dist.format.files import MANIFEST_FILE
+from sea_dist.format.manifest import Manifest, manifest_from_json
 
 DEFAULT_REGISTRY = PublishConfig().registry
 log = logging.getLogger(__name__)
-
-
-class RegistryReader(Protocol):
-    """The read-only query API shared by :class:`Registry` and the HTTP client."""
-
-    url: str
-
-    def names(self) -> list[str]: ...
-
-    def versions(
-        self,
-        name: str,
-        *,
-        model_id: str | None = None,
-        dataset: str | None = None,
-        after: str | None = None,
-        before: str | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    def resolve(self, ref: str) -> Resolved: ...
-
-    def manifest(self, ref: str) -> Manifest: ...
-
-    def aliases(self, name: str) -> dict[str, int]: ...
-
-    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]: ...
-
-    def diff(self, a: str, b: str) -> dict[str, Any]: ...
-
-    def download(
-        self, ref: str, dest: str | os.PathLike[str], *, overwrite: bool = False
-    ) -> Path: ...
-
-    def load(self, ref: str, framework: Framework = "numpy") -> Artifact: ...
-
-
-def open_registry(url: str, storage_options: Mapping[str, Any] | None = None) -> RegistryReader:
-    """A :class:`Registry` for a folder or fsspec URL, or an HTTP client for ``http(s)://``."""
-    if str(url).startswith(("http://", "https://")):
-        from sea_dist.artifacts.client import HttpRegistry
-
-        return HttpRegistry(str(url))
-    return Registry(url, storage_options=storage_options)
-
-
-def parse_time(value: str, what: str) -> dt.datetime:
-    """Parse an ISO-8601 date or datetime (naive means UTC)."""
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise RegistryError(
-            expected_found(
-                what, "an ISO-8601 date or time like 2026-01-31 or 2026-01-31T12:00:00Z", value
-            )
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class Registry:
@@ -159,93 +103,17 @@ class Registry:
         self.url = self.storage.url
         self._markers: MarkerCache = {}  # markers are immutable: parse each once per instance
 
-    # -- writes ------------------------------------------------------------------------------
+    # -- writes: publish, promote and gc ARE the functions over the protocol (self = registry) --
 
-    def publish(
-        self,
-        fit_dir: str | os.PathLike[str],
-        name: str,
-        aliases: Sequence[str] = (),
-        config: Mapping[str, Any] | None = None,
-        created_at: str | None = None,
-        input_fingerprint: str | None = None,
-        *,
-        recipe: EditRecipe | None = None,
-        evaluation: EvaluationRecord | None = None,
-        gated_aliases: Sequence[str] | None = None,
-    ) -> Resolved:
-        """Publish a fit-output folder as the next version of ``name``.
-
-        Args:
-            fit_dir: fit output (``fit.json`` + ``projections.safetensors``, optionally
-                ``recipe.json`` and ``evaluation.json``), folder or URL.
-            name: artifact name (lowercase ``[a-z0-9._-]``, at most 100 characters).
-            aliases: user aliases to move to the new version, each through the promotion gate
-                when it is gated (:func:`sea_dist.artifacts.gate.promote`); a refused alias is
-                left where it was and logged (use :meth:`promote` to see the verdict).
-            config: the full resolved run config, recorded in the manifest.
-            created_at: override the publication time (ISO-8601; imports, tests).
-            input_fingerprint: fingerprint of the run's inputs (the scheduler compares it).
-            recipe: the edit recipe (wins over the fit output's ``recipe.json``).
-            evaluation: the evaluation record (wins over the fit output's ``evaluation.json``).
-            gated_aliases: the gated aliases (default ``publish.gated_aliases``' default).
-
-        Returns:
-            The new version.
-        """
-        from sea_dist.artifacts.publish import publish
-
-        for alias in aliases:
-            check_alias(alias)
-        resolved = publish(
-            self.storage,
-            os.fspath(fit_dir),
-            name,
-            config,
-            created_at,
-            input_fingerprint,
-            recipe=recipe,
-            evaluation=evaluation,
-        )
-        for alias in aliases:
-            result = self.promote(name, resolved.version, alias, gated_aliases=gated_aliases)
-            if not result.moved:
-                log.warning("%s", result.line())
-        return resolved
-
-    def promote(
-        self,
-        name: str,
-        version: int | str,
-        alias: str,
-        *,
-        force: bool = False,
-        reason: str | None = None,
-        gated: bool = False,
-        gated_aliases: Sequence[str] | None = None,
-    ) -> PromotionResult:
-        """Move ``alias`` to ``version`` through the promotion gate when the alias is gated.
-
-        See :func:`sea_dist.artifacts.gate.promote` (``moved`` is False when the gate refused).
-        """
-        from sea_dist.artifacts.gate import promote
-
-        return promote(
-            self,
-            name,
-            version,
-            alias,
-            force=force,
-            reason=reason,
-            gated=gated,
-            gated_aliases=gated_aliases,
-        )
+    publish = publish
+    promote = promote
+    gc = collect_garbage
 
     def set_alias(self, name: str, alias: str, version: int | str) -> dict[str, Any]:
         """Move ``alias`` of ``name`` to a complete ``version``; returns the history record.
 
         The low-level move: it does not consult the promotion gate. Tools that move aliases for
-        users (the CLI, the pipeline) use :meth:`promote`.
+        users (the CLI, the pipeline) use :func:`sea_dist.artifacts.gate.promote`.
         """
         check_name(name)
         check_alias(alias)
@@ -261,24 +129,6 @@ class Registry:
             )
         return alias_ops.move_alias(self.storage, name, alias, number)
 
-    def gc(
-        self,
-        keep: int | None,
-        name: str | None = None,
-        dry_run: bool = False,
-        *,
-        damaged: bool = False,
-    ) -> list[GcEntry]:
-        """Remove all but the ``keep`` newest versions (never one an alias points to).
-
-        With ``damaged``, also retire versions whose ``manifest.json`` or
-        ``projections.safetensors`` is gone (``keep`` may then be None). See
-        :func:`sea_dist.artifacts.retention.collect_garbage`.
-        """
-        from sea_dist.artifacts.retention import collect_garbage
-
-        return collect_garbage(self, keep, name=name, dry_run=dry_run, damaged=damaged)
-
     def reindex(self, name: str | None = None) -> dict[str, int]:
         """Rebuild the listing index of ``name`` (or every name) from the manifests.
 
@@ -287,7 +137,7 @@ class Registry:
         Returns:
             name -> number of versions indexed.
         """
-        from sea_dist.artifacts.index import build_listing
+        from sea_dist.artifacts.index import build_listing  # pyarrow, an optional dependency
 
         names = [check_name(name)] if name else self.names()
         counts = {}
@@ -304,12 +154,9 @@ class Registry:
     def _complete_markers(self, name: str) -> dict[int, Marker]:
         return complete_markers(self.storage, name, self._markers)
 
-    def _complete(self, name: str) -> list[int]:
-        return list(self._complete_markers(name))
-
     def complete_versions(self, name: str) -> list[int]:
         """Version numbers of ``name`` that readers can see, ascending."""
-        return self._complete(check_name(name))
+        return list(self._complete_markers(check_name(name)))
 
     def names(self) -> list[str]:
         """Names with at least one complete version."""
@@ -324,13 +171,6 @@ class Registry:
         return NotFoundError(
             expected_found("artifact name", f"a published name ({known})", name, "publish it first")
         )
-
-    def _require_name(self, name: str) -> list[int]:
-        """The complete versions of ``name``; NotFoundError when it has none."""
-        versions = self._complete(check_name(name))
-        if not versions:
-            raise self._unknown_name(name)
-        return versions
 
     def _require_latest(self, name: str) -> int:
         """The latest version of ``name`` (cheaper than listing all); NotFoundError if none."""
@@ -357,7 +197,7 @@ class Registry:
             after: keep versions created at or after this ISO-8601 time (naive = UTC).
             before: keep versions created before this time.
         """
-        from sea_dist.artifacts.index import build_listing
+        from sea_dist.artifacts.index import build_listing  # pyarrow, an optional dependency
 
         markers = self._complete_markers(check_name(name))
         if not markers:
@@ -365,50 +205,23 @@ class Registry:
         listing = build_listing(self.storage, name, markers)  # a query: checks, never writes
         aliases = alias_ops.read_aliases(self.storage, name)
         warn_listing(self.storage, name, listing, aliases, markers)
-        rows = listing.rows
-        start = parse_time(after, "after") if after else None
-        end = parse_time(before, "before") if before else None
-        by_version: dict[int, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(version, []).append(alias)
-        latest = max(markers) if markers else None  # what name@latest resolves to
-        result = []
-        for row in rows:
-            if model_id is not None and row["model_id"] != model_id:
-                continue
-            if dataset is not None and not row["demonstrations_fingerprint"].startswith(dataset):
-                continue
-            if start or end:
-                created = parse_time(row["created_at"], "created_at")
-                if start and created < start or end and created >= end:
-                    continue
-            labels = by_version.get(row["version"], [])
-            labels = ([LATEST] if row["version"] == latest else []) + labels
-            result.append({**row, "ref": f"{name}@{row['version']}", "aliases": labels})
-        return result
-
-    def _marker(self, name: str, version: int) -> Marker:
-        """The valid completion marker of ``name@version``; NotFoundError when there is none."""
-        marker = read_marker(self.storage, name, version)
-        if marker is None:
-            damaged = self.storage.exists(name, COMPLETE_DIR, f"{version}.json")
-            raise NotFoundError(
-                expected_found(
-                    f"version {name}@{version}",
-                    "a published version",
-                    "an unfinished publish (empty or damaged completion marker)"
-                    if damaged
-                    else "none",
-                    f"see 'sea-dist registry versions {name}'",
-                )
-            )
-        return marker
+        return select_versions(
+            name,
+            listing.rows,
+            aliases,
+            max(markers),  # what name@latest resolves to
+            model_id=model_id,
+            dataset=dataset,
+            after=after,
+            before=before,
+        )
 
     def resolve(self, ref: str) -> Resolved:
         """Resolve ``name[@latest|@alias|@version]`` or ``sha256:<prefix>`` to one version."""
         parsed = parse_ref(ref)
         if parsed.sha256 is not None:
-            return self._resolve_sha(parsed.sha256)
+            markers = {name: self._complete_markers(name) for name in self.names()}
+            return match_sha_prefix(parsed.sha256, markers)
         assert parsed.name is not None
         name = parsed.name
         if parsed.version is not None:
@@ -431,40 +244,13 @@ class Registry:
             version = target
             if read_marker(self.storage, name, version) is None:
                 raise NotFoundError(dangling_alias(self.storage, name, parsed.alias, version))
-        marker = self._marker(name, version)
+        marker = require_marker(self.storage, name, version)
         return Resolved(name=name, version=version, sha256=marker.sha256)
-
-    def _resolve_sha(self, prefix: str) -> Resolved:
-        # The markers hold every version's content sha256: no index, no manifest, no write.
-        matches = [
-            Resolved(name, version, marker.sha256)
-            for name in self.names()
-            for version, marker in self._complete_markers(name).items()
-            if marker.sha256.startswith(prefix)
-        ]
-        if not matches:
-            raise NotFoundError(
-                expected_found(
-                    "reference", "a published content sha256", f"sha256:{prefix}", "check the hash"
-                )
-            )
-        if len({(m.name, m.sha256) for m in matches}) > 1:
-            found = ", ".join(m.ref for m in matches[:5])
-            raise RegistryError(
-                expected_found(
-                    "reference",
-                    "a sha256 prefix matching one artifact",
-                    f"sha256:{prefix} ({found})",
-                    "give more hex digits or use name@version",
-                )
-            )
-        # The same content published several times under one name: the newest version.
-        return max(matches, key=lambda m: m.version)
 
     def manifest(self, ref: str) -> Manifest:
         """The manifest of the version ``ref`` resolves to (checked against its marker)."""
         resolved = self.resolve(ref)
-        where = self.storage.display(resolved.name, "versions", str(resolved.version))
+        where = version_where(self.storage, resolved)
         return manifest_from_json(self.manifest_bytes(resolved), f"{where}/{MANIFEST_FILE}")
 
     def aliases(self, name: str) -> dict[str, int]:
@@ -489,62 +275,23 @@ class Registry:
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """Compare two versions: settings, per-layer k, energy and subspace similarity."""
-        from sea_dist.artifacts.diff import diff_artifacts
-
         return diff_artifacts(self.load(a), self.load(b))
 
     # -- files -------------------------------------------------------------------------------
 
-    def _read_version_file(self, resolved: Resolved, file_name: str) -> bytes:
-        base = (resolved.name, "versions", str(resolved.version))
-        try:
-            return self.storage.read_bytes(*base, file_name)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise MissingArtifactFileError(
-                expected_found(
-                    f"version {resolved.ref}",
-                    f"{file_name} in {self.storage.display(*base)}",
-                    "no such file",
-                    "the version is damaged; "
-                    + damage_fix(self.storage, resolved.name, resolved.version),
-                )
-            ) from None
-
     def manifest_bytes(self, resolved: Resolved) -> bytes:
         """Raw ``manifest.json`` of a version, checked against the sha256 in its marker.
 
-        Raises:
-            NotFoundError: the version is not complete.
-            ArtifactError: the file is missing, or it was edited after publication.
+        See :func:`sea_dist.artifacts.version_files.manifest_bytes`.
         """
-        marker = self._marker(resolved.name, resolved.version)
-        raw = self._read_version_file(resolved, MANIFEST_FILE)
-        if marker.manifest_sha256 is not None:
-            path = (resolved.name, "versions", str(resolved.version), MANIFEST_FILE)
-            anchor = self.storage.display(resolved.name, COMPLETE_DIR, f"{resolved.version}.json")
-            check_manifest_digest(
-                raw,
-                marker.manifest_sha256,
-                self.storage.display(*path),
-                anchor,
-                damage_fix(self.storage, resolved.name, resolved.version),
-            )
-        return raw
+        return manifest_bytes(self.storage, resolved)
 
     def artifact_files(self, resolved: Resolved) -> tuple[bytes, bytes, str]:
         """Raw ``manifest.json`` and ``projections.safetensors`` of a version, and its location.
 
-        The manifest is checked against the marker here; the tensors when loaded.
-
-        Raises:
-            NotFoundError: the version is not complete.
-            ArtifactError: a file is missing (:class:`MissingArtifactFileError`) or the
-                manifest was edited after publication.
+        See :func:`sea_dist.artifacts.version_files.artifact_files`.
         """
-        manifest_raw = self.manifest_bytes(resolved)
-        projections = self._read_version_file(resolved, PROJECTIONS_FILE)
-        where = self.storage.display(resolved.name, "versions", str(resolved.version))
-        return manifest_raw, projections, where
+        return artifact_files(self.storage, resolved)
 
     def _load_resolved(
         self, resolved: Resolved, framework: Framework
@@ -565,7 +312,7 @@ class Registry:
         return artifact, manifest_raw, projections
 
     def load(self, ref: str, framework: Framework = "numpy") -> Artifact:
-        """Resolve ``ref`` and load the verified artifact (see :func:`load_artifact`)."""
+        """Resolve ``ref`` and load the verified artifact (layout, sha256, shapes, values)."""
         return self._load_resolved(self.resolve(ref), framework)[0]
 
     def download(self, ref: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

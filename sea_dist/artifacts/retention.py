@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sea_dist.artifacts import aliases as alias_ops
-from sea_dist.artifacts.manifest import MANIFEST_FILE, PROJECTIONS_FILE
-from sea_dist.artifacts.markers import COMPLETE_DIR, RETIRED_DIR
+from sea_dist.artifacts.markers import RETIRED_DIR, complete_markers
+from sea_dist.artifacts.protocol import WritableRegistry
 from sea_dist.artifacts.refs import check_name
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import RegistryError, expected_found
-
-if TYPE_CHECKING:
-    from sea_dist.artifacts.registry import Registry
+from sea_dist.format.anchors import COMPLETE_DIR
+from sea_dist.format.files import MANIFEST_FILE, PROJECTIONS_FILE
 
 STALE_STAGING = dt.timedelta(days=1)
 
@@ -109,7 +107,7 @@ def _finish_retired(storage: Storage, name: str, dry_run: bool) -> list[GcEntry]
     return done
 
 
-def damaged_versions(registry: Registry, name: str) -> dict[int, str]:
+def damaged_versions(registry: WritableRegistry, name: str) -> dict[int, str]:
     """Complete versions of ``name`` that cannot be listed or loaded, with why.
 
     What a full listing reports as damaged (:func:`sea_dist.artifacts.index.build_listing`
@@ -117,15 +115,14 @@ def damaged_versions(registry: Registry, name: str) -> dict[int, str]:
     after publication; every manifest is read, since a query trusts the rows its markers pin).
     These are what ``gc --damaged`` retires.
     """
-    from sea_dist.artifacts.index import build_listing
-    from sea_dist.artifacts.markers import complete_markers
+    from sea_dist.artifacts.index import build_listing  # pyarrow, an optional dependency
 
     markers = complete_markers(registry.storage, name)
     return dict(build_listing(registry.storage, name, markers, rebuild=True).damaged)
 
 
 def collect_garbage(
-    registry: Registry,
+    registry: WritableRegistry,
     keep: int | None,
     name: str | None = None,
     dry_run: bool = False,
@@ -182,9 +179,8 @@ def collect_garbage(
     return removed
 
 
-def _refresh_index(registry: Registry, name: str) -> None:
-    from sea_dist.artifacts.index import build_listing
-    from sea_dist.artifacts.markers import complete_markers
+def _refresh_index(registry: WritableRegistry, name: str) -> None:
+    from sea_dist.artifacts.index import build_listing  # pyarrow, an optional dependency
 
     build_listing(registry.storage, name, complete_markers(registry.storage, name), write=True)
 

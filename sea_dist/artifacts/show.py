@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sea_dist.artifacts.manifest import Manifest
+from sea_dist.format.manifest import Manifest
 from sea_dist.format.recipe import DAMAGE_METRICS, EditRecipe, EvaluationRecord, gate_failures
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit
-from sea_dist.artifacts.tensors import sha256_hex
+from sea_dist.format.tensors import sha256_hex
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PUBLISHERS = 16

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.http import BackgroundServer
-from sea_dist.artifacts.loader import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
+from sea_dist.artifacts.registry_api.server import BackgroundServer
 from sea_dist.artifacts.synthetic import write_synthetic_fit
-from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import RegistryError
+from sea_dist.format.tensors import sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -311,8 +311,8 @@ def test_aliases_of_an_unknown_name_is_404(served: tuple[Registry, str]) -> None
 
 
 def test_damaged_versions_over_http(tmp_path: Path) -> None:
-    from sea_dist.artifacts.loader import MissingArtifactFileError
     from sea_dist.errors import ArtifactError
+    from sea_dist.format.artifact import MissingArtifactFileError
 
     registry = Registry(str(tmp_path / "registry"))
     for seed in range(3):

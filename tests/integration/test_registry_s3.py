@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from sea_dist.artifacts.loader import load_artifact
+from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit
-from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import ArtifactError
 from sea_dist.format.recipe import EvaluationRecord
+from sea_dist.format.tensors import sha256_hex
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("s3fs")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.loader import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit

@@ -33,14 +33,14 @@ from cli_outcome import refusal_problems, run_cli
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts import load_artifact
-from sea_dist.artifacts.markers import manifest_digest, marker_bytes
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit
-from sea_dist.artifacts.tensors import decode, encode, sha256_hex
-from sea_dist.artifacts.values import ORTHONORMAL_ATOL
 from sea_dist.edit import load_edit
 from sea_dist.edit.projections import ORTHONORMAL_ATOL as EDIT_ORTHONORMAL_ATOL
 from sea_dist.errors import ArtifactError, SeaDistError
+from sea_dist.format.anchors import manifest_digest, marker_bytes
+from sea_dist.format.tensors import decode, encode, sha256_hex
+from sea_dist.format.values import ORTHONORMAL_ATOL
 
 PROJECTIONS = "projections.safetensors"
 MANIFEST = "manifest.json"
@@ -319,7 +319,7 @@ def test_the_serving_image_reader_refuses_bad_values_too(forged: Path) -> None:
 
 @pytest.fixture(scope="module")
 def http_url(forged: Path) -> Iterator[str]:
-    from sea_dist.artifacts.http import make_server
+    from sea_dist.artifacts.registry_api.server import make_server
 
     server = make_server(Registry(str(forged)), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

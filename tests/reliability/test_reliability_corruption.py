@@ -25,10 +25,10 @@ from reliability_workspace import tripwire_pickle
 from sea_dist.artifacts import load_artifact
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.synthetic import write_synthetic_fit
-from sea_dist.artifacts.tensors import decode, encode
 from sea_dist.edit import load_edit
 from sea_dist.errors import SeaDistError
 from sea_dist.fit import FitResult
+from sea_dist.format.tensors import decode, encode
 
 pytestmark = pytest.mark.fault
 
@@ -66,7 +66,7 @@ def _set_site(data: dict[str, Any]) -> None:
 
 def _set_sha(folder: Path) -> None:
     """Tamper with the tensors and re-hash them into the manifest: a consistent forgery."""
-    from sea_dist.artifacts.tensors import sha256_hex
+    from sea_dist.format.tensors import sha256_hex
 
     arrays = decode((folder / PROJECTIONS).read_bytes(), "test")
     arrays = {name: np.zeros_like(value) for name, value in arrays.items()}
@@ -260,7 +260,7 @@ def test_corrupted_artifact_is_refused_over_http(
     corruption: str, loader: str, tmp_path: Path
 ) -> None:
     from sea_dist.artifacts.client import HttpRegistry
-    from sea_dist.artifacts.http import BackgroundServer
+    from sea_dist.artifacts.registry_api.server import BackgroundServer
 
     registry = Registry(str(tmp_path / "registry"))
     for seed in (1, 2):

@@ -314,7 +314,7 @@ def _proxy_with_bigger_projections(registry: Registry) -> dict[str, Answer]:
     """Serve demo@1 faithfully, except a projections body longer than its manifest states."""
     resolved = registry.resolve("demo@1")
     manifest = registry.storage.read_bytes("demo", "versions", "1", "manifest.json")
-    from sea_dist.artifacts.tensors import sha256_hex
+    from sea_dist.format.tensors import sha256_hex
 
     padded = b"\0" * (registry.manifest("demo@1").size_bytes + 4096)
 

@@ -46,13 +46,13 @@ from tree_snapshot import changes, tree_digest
 from sea_dist.artifacts import aliases as alias_ops
 from sea_dist.artifacts.client import HttpRegistry
 from sea_dist.artifacts.index import INDEX_FILE, row_from_manifest
-from sea_dist.artifacts.manifest import manifest_from_json
-from sea_dist.artifacts.markers import marker_bytes
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.storage import Storage
 from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.errors import RegistryError, SeaDistError
+from sea_dist.format.anchors import marker_bytes
+from sea_dist.format.manifest import manifest_from_json
 
 NAME = "demo"
 
@@ -619,7 +619,7 @@ class _reader:
         if self.how == "cli":
             return self._cli
         if self.how == "http":
-            from sea_dist.artifacts.http import make_server
+            from sea_dist.artifacts.registry_api.server import make_server
 
             self.server = make_server(self.registry, "127.0.0.1", 0)
             self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -734,7 +734,7 @@ def test_no_query_writes_the_registry(
 @pytest.mark.integration
 @pytest.mark.bad_input
 def test_no_http_query_writes_the_registry(template: Path, tmp_path: Path) -> None:
-    from sea_dist.artifacts.http import make_server
+    from sea_dist.artifacts.registry_api.server import make_server
 
     registry = _copy(template, tmp_path / "registry")
     _no_index(registry)

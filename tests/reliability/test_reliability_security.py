@@ -27,9 +27,10 @@ from reliability_workspace import Workspace, tripwire_pickle
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts import load_artifact
-from sea_dist.artifacts.http import MAX_URL, make_server
 from sea_dist.artifacts.refs import parse_ref
 from sea_dist.artifacts.registry import Registry
+from sea_dist.artifacts.registry_api.guard import MAX_URL
+from sea_dist.artifacts.registry_api.server import make_server
 from sea_dist.artifacts.storage import Storage
 from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import build_parser

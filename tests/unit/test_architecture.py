@@ -160,22 +160,7 @@ KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {}
 KNOWN_PACKAGE_CYCLES: dict[tuple[str, ...], str] = {}
 
 # Strongly connected components of the module graph (a cycle inside one package counts here).
-KNOWN_MODULE_CYCLES: dict[tuple[str, ...], str] = {
-    (
-        "sea_dist.artifacts.client",
-        "sea_dist.artifacts.diff",
-        "sea_dist.artifacts.gate",
-        "sea_dist.artifacts.loader",
-        "sea_dist.artifacts.publish",
-        "sea_dist.artifacts.registry",
-        "sea_dist.artifacts.retention",
-    ): (
-        "registry imports loader at module level and client, diff, gate, publish, retention in "
-        "functions; loader imports registry in a function (references), client, diff and "
-        "publish import loader, publish imports registry, and gate/retention name Registry for "
-        "types: split the registry protocol (what the others need) from the Registry facade"
-    ),
-}
+KNOWN_MODULE_CYCLES: dict[tuple[str, ...], str] = {}
 
 # What a serving image (torch + safetensors) must not load when it imports these packages.
 SERVING_PACKAGES = ("sea_dist.edit", "sea_dist.format")

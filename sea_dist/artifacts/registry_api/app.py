@@ -20,8 +20,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from sea_dist import __version__
-from sea_dist.artifacts.loader import MissingArtifactFileError
-from sea_dist.artifacts.manifest import ARTIFACT_FILES, MANIFEST_FILE
 from sea_dist.artifacts.refs import check_name
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.registry_api.guard import (
@@ -31,8 +29,10 @@ from sea_dist.artifacts.registry_api.guard import (
     error_document,
     starlette_error,
 )
-from sea_dist.artifacts.tensors import sha256_hex
 from sea_dist.errors import expected_found
+from sea_dist.format.artifact import MissingArtifactFileError
+from sea_dist.format.files import ARTIFACT_FILES, MANIFEST_FILE
+from sea_dist.format.tensors import sha256_hex
 
 CHUNK = 1 << 20
 

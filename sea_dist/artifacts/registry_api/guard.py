@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sea_dist.artifacts.loader import MissingArtifactFileError
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.errors import ArtifactError, SeaDistError
+from sea_dist.format.artifact import MissingArtifactFileError
 
 MAX_URL = 2048  # characters of the request target (path and query)
 MAX_LINE = 65536  # bytes of the request line or of one header line

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from sea_dist.artifacts.fitdir import read_fit_output
-from sea_dist.artifacts.tensors import decode, encode
 from sea_dist.errors import ArtifactError
+from sea_dist.format.tensors import decode, encode
 
 FitFactory = Callable[..., Path]
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from sea_dist.artifacts.gate import promote
-from sea_dist.artifacts.markers import manifest_digest, marker_bytes
 from sea_dist.artifacts.registry import Registry
 from sea_dist.cli import main
 from sea_dist.errors import ArtifactError, RegistryError
+from sea_dist.format.anchors import manifest_digest, marker_bytes
 from sea_dist.format.recipe import EditRecipe
 
 FitFactory = Callable[..., Path]
@@ -198,7 +198,7 @@ def test_manifest_without_recipe_or_evaluation_loads_and_lists(
 def test_manifest_with_a_malformed_record_names_the_field(
     registry: Registry, make_fit: FitFactory
 ) -> None:
-    from sea_dist.artifacts.manifest import manifest_from_dict
+    from sea_dist.format.manifest import manifest_from_dict
 
     registry.publish(make_fit(seed=0), "m")
     data = registry.manifest("m@1").to_dict()

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from sea_dist.artifacts.loader import MissingArtifactFileError, load_artifact
-from sea_dist.artifacts.markers import manifest_digest, parse_marker
+from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import ArtifactError
+from sea_dist.format.anchors import manifest_digest, parse_marker
+from sea_dist.format.artifact import MissingArtifactFileError
 
 FitFactory = Callable[..., Path]
 
@@ -221,7 +222,7 @@ def test_alias_queries_require_a_published_name(registry: Registry, make_fit: Fi
 def test_a_consistent_forgery_in_a_version_folder_is_caught_by_its_marker(
     registry: Registry, make_fit: FitFactory
 ) -> None:
-    from sea_dist.artifacts.tensors import decode, encode, sha256_hex
+    from sea_dist.format.tensors import decode, encode, sha256_hex
 
     registry.publish(make_fit(), "f")
     folder = _name_root(registry, "f") / "versions" / "1"

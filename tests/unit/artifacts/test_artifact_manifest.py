@@ -10,15 +10,10 @@ import pytest
 
 from sea_dist.artifacts import manifest as manifest_module
 from sea_dist.artifacts.fitdir import build_manifest, read_fit_output
-from sea_dist.artifacts.manifest import (
-    MANIFEST_SCHEMA_VERSION,
-    code_version,
-    fingerprint,
-    manifest_from_dict,
-    manifest_from_json,
-)
-from sea_dist.artifacts.tensors import sha256_hex
+from sea_dist.artifacts.manifest import code_version, fingerprint
 from sea_dist.errors import ArtifactError
+from sea_dist.format.manifest import MANIFEST_SCHEMA_VERSION, manifest_from_dict, manifest_from_json
+from sea_dist.format.tensors import sha256_hex
 
 FitFactory = Callable[..., Path]
 

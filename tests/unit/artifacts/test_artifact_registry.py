@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.index import INDEX_FILE
-from sea_dist.artifacts.loader import load_artifact
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.tensors import decode, sha256_hex
 from sea_dist.errors import ArtifactError, ConfigError, RegistryError
 from sea_dist.format.compat import ModelFacts, check_model_compatible
+from sea_dist.format.tensors import decode, sha256_hex
 
 FitFactory = Callable[..., Path]
 
@@ -311,7 +311,7 @@ def test_damaged_artifacts_are_refused(
 
 
 def test_publish_config_validation(tmp_path: Path, make_fit: FitFactory) -> None:
-    from sea_dist.artifacts.publish import publish_run
+    from sea_dist.artifacts.publish_run import publish_run
 
     config = tmp_path / "cfg.yaml"
     config.write_text(

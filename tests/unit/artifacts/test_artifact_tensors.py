@@ -8,14 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from sea_dist.artifacts.tensors import (
-    check_tensor_names,
-    decode,
-    encode,
-    parse_header,
-    sha256_hex,
-)
 from sea_dist.errors import ArtifactError
+from sea_dist.format.tensors import check_tensor_names, decode, encode, parse_header, sha256_hex
 
 
 def _sample() -> dict[str, np.ndarray]:
