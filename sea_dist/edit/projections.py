@@ -22,7 +22,7 @@ COMBINES = ("l2", "average")
 FEATURE_MAPS = ("linear", "tanh", "elu", "sqexp")
 ORTHONORMAL_ATOL = 1e-3
 """Largest allowed ``|U^T U - I|`` entry of a loaded basis (float64 arithmetic); the same value
-as :data:`sea_dist.artifacts.values.ORTHONORMAL_ATOL` (this module must import without it)."""
+as :data:`sea_dist.format.values.ORTHONORMAL_ATOL` (this module must import without it)."""
 VALUE_DTYPES = (torch.float32, torch.float64)
 """Allowed dtypes of stored ``U_pos``, ``U_neg``, ``S_pos``, ``S_neg`` and ``mean``."""
 _FIX = "the projections are unusable; fit again (and publish the new fit output)"
@@ -37,7 +37,7 @@ def _tensor_order(name: str) -> tuple[int, str]:
 def check_projection_tensors(tensors: Mapping[str, torch.Tensor], what: str) -> None:
     """Refuse loaded projection tensors whose values cannot be an SEA edit.
 
-    The rule of :mod:`sea_dist.artifacts.values`, on torch tensors: ``U_pos``, ``U_neg``,
+    The rule of :mod:`sea_dist.format.values`, on torch tensors: ``U_pos``, ``U_neg``,
     ``S_pos``, ``S_neg`` and ``mean`` are float32 or float64 and finite; ``U_pos`` and ``U_neg``
     have orthonormal columns (``max |U^T U - I| <= ORTHONORMAL_ATOL``); singular values are
     >= 0. Other names are ignored.
