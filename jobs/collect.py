@@ -9,7 +9,7 @@ Submit with, e.g.::
 directly, it starts a local cluster. Takes the options of ``sea-dist collect``. The last line
 printed is ``SEA_DIST_RESULT {json}`` with ``status`` ``ok`` (and the store, rows, tokens, shard
 counts) or ``error``; the exit code is 0 on success, 2 for bad input (SeaDistError), 1 otherwise
-(the contract of :mod:`sea_dist.job_entry`).
+(the contract of :mod:`sea_dist.cli.job_entry`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the collect job and print the ``SEA_DIST_RESULT`` line."""
-    from sea_dist.collect.commands import add_collect_arguments
-    from sea_dist.job_entry import run_job
+    from sea_dist.cli.collect import add_collect_arguments
+    from sea_dist.cli.job_entry import run_job
 
     parser = argparse.ArgumentParser(prog="jobs/collect.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
@@ -31,8 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
+        from sea_dist.cli.collect import config_with_overrides
         from sea_dist.cluster import init_ray
-        from sea_dist.collect.commands import config_with_overrides
         from sea_dist.collect.driver import collect
         from sea_dist.config import load_config
 

@@ -18,7 +18,7 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation job."""
-    from sea_dist.job_entry import run_job
+    from sea_dist.cli.job_entry import run_job
 
     parser = argparse.ArgumentParser(prog="jobs/evaluate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")

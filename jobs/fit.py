@@ -8,7 +8,7 @@ Submit with, e.g.::
 Takes the same arguments as ``sea-dist fit`` (a ``--config`` YAML and/or flags). The last line
 printed is ``SEA_DIST_RESULT {json}`` with ``status`` ``ok`` (and ``fit_dir``, per-layer k) or
 ``error``; the exit code is 0 on success, 2 for bad input (SeaDistError), 1 otherwise (the
-contract of :mod:`sea_dist.job_entry`).
+contract of :mod:`sea_dist.cli.job_entry`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fit job and print the ``SEA_DIST_RESULT`` line."""
-    from sea_dist.fit.commands import add_fit_arguments
-    from sea_dist.job_entry import run_job
+    from sea_dist.cli.fit import add_fit_arguments
+    from sea_dist.cli.job_entry import run_job
 
     parser = argparse.ArgumentParser(prog="jobs/fit.py", description=__doc__.splitlines()[0])
     add_fit_arguments(parser)
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.fit.commands import connect_ray_if_needed, resolve
+        from sea_dist.cli.fit import connect_ray_if_needed, resolve
         from sea_dist.fit.pipeline import fit_store
 
         store, config, out = resolve(args)

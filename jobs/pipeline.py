@@ -20,7 +20,7 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the pipeline job."""
-    from sea_dist.job_entry import run_job
+    from sea_dist.cli.job_entry import run_job
 
     parser = argparse.ArgumentParser(prog="jobs/pipeline.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
@@ -29,8 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
+        from sea_dist.cli.pipeline import run_pipeline
         from sea_dist.config import load_config
-        from sea_dist.pipeline import run_pipeline
 
         result = run_pipeline(
             load_config(args.config),

@@ -19,7 +19,7 @@ from typing import Any
 
 def main(argv: list[str] | None = None) -> int:
     """Run the publish job."""
-    from sea_dist.job_entry import run_job
+    from sea_dist.cli.job_entry import run_job
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-dir", default=None, help="fit output (default: config fit.out)")

@@ -37,7 +37,7 @@ LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR) (\S+): (.*)
 STAGE_SUMMARIES = {
     "collect": ("sea_dist.collect.driver", "collect: "),
     "fit": ("sea_dist.fit.pipeline", "fit: "),
-    "evaluate": ("sea_dist.pipeline", "evaluate: gate record: "),
+    "evaluate": ("sea_dist.cli.pipeline", "evaluate: gate record: "),
     "publish": ("sea_dist.artifacts.publish", "published console@1 "),
 }
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sea_dist.cli import build_parser, main
+from sea_dist.cli.collect import config_with_overrides
 from sea_dist.collect.actor import CollectorInfo
-from sea_dist.collect.commands import config_with_overrides
 from sea_dist.collect.driver import normalise_url, store_spec
 from sea_dist.collect.layout import plan_actors
 from sea_dist.collect.summary import CollectSummary

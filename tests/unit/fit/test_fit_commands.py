@@ -1,4 +1,4 @@
-"""``sea-dist fit`` (sea_dist/fit/commands.py) and the Ray job entrypoint jobs/fit.py."""
+"""``sea-dist fit`` (sea_dist/cli/fit.py) and the Ray job entrypoint jobs/fit.py."""
 
 from __future__ import annotations
 

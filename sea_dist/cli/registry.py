@@ -19,7 +19,7 @@ import argparse
 import sys
 from typing import Any
 
-from sea_dist.artifacts.command_handlers import (
+from sea_dist.cli.registry_handlers import (
     run_alias,
     run_aliases,
     run_diff,

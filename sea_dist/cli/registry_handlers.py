@@ -1,5 +1,5 @@
 """The handlers of ``sea-dist publish`` and ``sea-dist registry ...`` (the parser is
-:mod:`sea_dist.artifacts.commands`).
+:mod:`sea_dist.cli.registry`).
 
 Each ``run_*`` takes the parsed arguments and returns the exit status. Imports are deferred to
 the handler that needs them, so building the ``sea-dist`` parser loads none of the registry

@@ -24,16 +24,16 @@ from sea_dist.errors import SeaDistError
 
 # Modules that define subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
-    "sea_dist.commands",
-    "sea_dist.data.commands",
-    "sea_dist.collect.commands",
-    "sea_dist.store.commands",
-    "sea_dist.fit.commands",
-    "sea_dist.artifacts.commands",
-    "sea_dist.edit.export_command",
-    "sea_dist.evaluate.commands",
-    "sea_dist.studies.commands",
-    "sea_dist.schedule.commands",
+    "sea_dist.cli.run",
+    "sea_dist.cli.data",
+    "sea_dist.cli.collect",
+    "sea_dist.cli.store",
+    "sea_dist.cli.fit",
+    "sea_dist.cli.registry",
+    "sea_dist.cli.export",
+    "sea_dist.cli.evaluate",
+    "sea_dist.cli.studies",
+    "sea_dist.cli.schedule",
 )
 
 
@@ -139,7 +139,3 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("sea-dist: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

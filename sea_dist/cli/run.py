@@ -130,9 +130,9 @@ def _demo_model(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sea_dist.cli.pipeline import run_pipeline
     from sea_dist.config import load_config
     from sea_dist.outputs import anchor_outputs
-    from sea_dist.pipeline import run_pipeline
     from sea_dist.preflight import check_run_preconditions
 
     config = anchor_outputs(load_config(args.config))

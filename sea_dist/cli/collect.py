@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-# Light (ray is imported inside); also keeps ``from sea_dist.collect.commands import init_ray``.
+# Light (ray is imported inside); also keeps ``from sea_dist.cli.collect import init_ray``.
 from sea_dist.cluster import init_ray
 
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
