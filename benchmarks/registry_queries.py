@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +28,10 @@ from sea_dist.artifacts.client import HttpRegistry
 from sea_dist.artifacts.index import index_rows
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.registry_api.server import BackgroundServer
-from sea_dist.artifacts.synthetic import write_synthetic_fit
+
+# The synthetic fits are test fixtures (tests/synthetic_fit.py), not library code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic_fit import write_synthetic_fit  # noqa: E402
 
 
 def median_ms(call: Callable[[], Any], repeats: int) -> float:

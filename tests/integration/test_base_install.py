@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 from packaging.requirements import Requirement
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 
 TESTS = Path(__file__).resolve().parents[1]
 EXTRAS = ("cluster", "eval", "s3")

@@ -12,9 +12,9 @@ from queue import Empty
 from typing import Any
 
 import pytest
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.format.tensors import sha256_hex
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

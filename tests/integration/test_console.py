@@ -116,7 +116,7 @@ def test_no_token_authentication_warning(console: list[str]) -> None:
 def test_model_converted_once_by_the_driver(console: list[str]) -> None:
     conversions = [line for line in console if "converting GGUF" in line]
     assert len(conversions) == 1, conversions
-    assert logged(console, "sea_dist.models", "converting GGUF tiny.gguf")
+    assert logged(console, "sea_dist.provision", "converting GGUF tiny.gguf")
     actor_lines = [m.group(1) for line in console if (m := ACTOR_LINE.match(line))]
     assert not [line for line in actor_lines if "GGUF" in line or "convert" in line]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import torch
+from synthetic_fit import write_synthetic_fit
 from tiny_models import save_tiny_model
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import main
 from sea_dist.config import ModelConfig
 from sea_dist.edit import apply_edit, load_edit

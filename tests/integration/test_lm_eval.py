@@ -23,7 +23,8 @@ def test_lm_eval_agrees_with_sea_dist_on_the_demo_model(
     demo_model: LoadedModel, tmp_path: Path
 ) -> None:
     pytest.importorskip("lm_eval")
-    from sea_dist.artifacts.synthetic import write_synthetic_fit
+    from synthetic_fit import write_synthetic_fit
+
     from sea_dist.data import load_truthfulqa_items
     from sea_dist.data.locate import find_benchmark_file, missing_data_hint
     from sea_dist.edit import apply_edit

@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.client import HttpRegistry
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.registry_api.server import BackgroundServer
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.errors import RegistryError
 from sea_dist.format.tensors import sha256_hex
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.access import load_artifact
 from sea_dist.artifacts.client import HttpRegistry
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.errors import RegistryError
 
 REPO = Path(__file__).resolve().parents[2]

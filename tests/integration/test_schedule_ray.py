@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ray_head import local_ray_head
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import main
 from sea_dist.config import load_config
 from sea_dist.schedule.fingerprint import compute_input_fingerprint

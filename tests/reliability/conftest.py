@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (synthetic_fit)
 
 from reliability_workspace import Workspace, build_workspace  # noqa: E402
 

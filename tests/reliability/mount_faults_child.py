@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (synthetic_fit)
 
 import numpy as np  # noqa: E402
 from reliability_workspace import shard_payload, store_spec, write_store  # noqa: E402
+from synthetic_fit import write_synthetic_fit  # noqa: E402
 from tree_snapshot import changes, tree_digest  # noqa: E402
 
 from sea_dist.artifacts.fitdir import build_manifest, read_fit_output  # noqa: E402
 from sea_dist.artifacts.registry import Registry  # noqa: E402
-from sea_dist.artifacts.synthetic import write_synthetic_fit  # noqa: E402
 from sea_dist.cli import main as cli_main  # noqa: E402
 from sea_dist.errors import StoreError  # noqa: E402
 from sea_dist.store import ActivationStore  # noqa: E402

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from reliability_corpus import FILES
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.store import ACTIVATION_ARRAYS, ActivationStore, StoreSpec
 
 

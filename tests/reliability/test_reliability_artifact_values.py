@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pytest
 from cli_outcome import refusal_problems, run_cli
+from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts import load_artifact
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.edit import load_edit
 from sea_dist.edit.projections import ORTHONORMAL_ATOL as EDIT_ORTHONORMAL_ATOL
 from sea_dist.errors import ArtifactError, SeaDistError

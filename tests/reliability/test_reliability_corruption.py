@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from cli_outcome import refusal_problems, run_cli
 from reliability_workspace import tripwire_pickle
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts import load_artifact
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.edit import load_edit
 from sea_dist.errors import SeaDistError
 from sea_dist.fit import FitResult

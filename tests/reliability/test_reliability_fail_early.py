@@ -135,7 +135,7 @@ def test_publish_into_the_http_api_is_refused_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Wherever the http:// registry comes from, publish refuses it before touching anything."""
-    from sea_dist.artifacts.synthetic import write_synthetic_fit
+    from synthetic_fit import write_synthetic_fit
 
     fit = tmp_path / "fit"
     write_synthetic_fit(fit)

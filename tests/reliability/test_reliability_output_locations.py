@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_outcome import refusal_problems, run_cli
+from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.config import SeaConfig, with_overrides
 from sea_dist.errors import ConfigError
 from sea_dist.outputs import (

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cli_outcome import is_log_or_progress, refusal_problems, run_cli
+from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts import aliases as alias_ops
@@ -49,7 +50,6 @@ from sea_dist.artifacts.index import INDEX_FILE, row_from_manifest
 from sea_dist.artifacts.refs import NotFoundError
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.storage import Storage
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.errors import RegistryError, SeaDistError
 from sea_dist.format.anchors import marker_bytes
 from sea_dist.format.manifest import manifest_from_json

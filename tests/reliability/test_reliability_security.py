@@ -24,6 +24,7 @@ from http_raw import send_raw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability_workspace import Workspace, tripwire_pickle
+from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts import load_artifact
@@ -32,7 +33,6 @@ from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.registry_api.guard import MAX_URL
 from sea_dist.artifacts.registry_api.server import make_server
 from sea_dist.artifacts.storage import Storage
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import build_parser
 from sea_dist.config import NAME_RE
 from sea_dist.edit import load_edit

@@ -30,11 +30,11 @@ import numpy as np
 import pytest
 from cli_outcome import is_log_or_progress, refusal_problems, run_cli
 from reliability_workspace import shard_payload, store_spec, write_store
+from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
 from sea_dist.artifacts.registry import Registry
 from sea_dist.artifacts.storage import Storage
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.errors import StoreError
 from sea_dist.store import ActivationStore
 

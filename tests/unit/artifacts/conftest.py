@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 
 FitFactory = Callable[..., Path]
 

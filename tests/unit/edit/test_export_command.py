@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from synthetic_fit import write_synthetic_fit
 from tiny_models import save_tiny_model
 
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import main
 
 

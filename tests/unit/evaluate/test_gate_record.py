@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.config import SeaConfig, config_from_dict, with_overrides
 from sea_dist.edit import load_edit
 from sea_dist.evaluate.gate_record import gate_evaluation, heldout_truthfulqa, random_control

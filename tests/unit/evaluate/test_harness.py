@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from synthetic_fit import write_synthetic_fit
 from tiny_models import save_tiny_model, tiny_loaded_model
 
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.cli import main
 from sea_dist.data import load_truthfulqa_items
 from sea_dist.errors import ConfigError

@@ -46,7 +46,7 @@ def test_seal_round_trip_and_tamper() -> None:
 
 def _fit_folder(tmp_path: Path) -> Path:
     """A synthetic fit output, sealed as ``FitResult.save`` seals one."""
-    from sea_dist.artifacts.synthetic import write_synthetic_fit
+    from synthetic_fit import write_synthetic_fit
 
     folder = write_synthetic_fit(tmp_path / "fit")
     record = json.loads((folder / "fit.json").read_text())

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synthetic_fit import write_synthetic_fit
 
 from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.synthetic import write_synthetic_fit
 from sea_dist.config import ScheduleConfig, ScheduleEntry, load_config
 from sea_dist.errors import ConfigError
 from sea_dist.schedule.fingerprint import compute_input_fingerprint

@@ -1,4 +1,5 @@
-"""Synthetic fit outputs (docs/formats.md section 2) for tests, benchmarks and demos.
+"""Synthetic fit outputs (docs/formats.md section 2) for tests and benchmarks (test code: it
+lives in tests/, not in the library).
 
 Builds a valid ``fit.json`` + ``projections.safetensors`` with random orthonormal U+ and U- (numpy
 QR), decreasing singular values and the store attributes of an imaginary tiny model, without a
