@@ -38,7 +38,8 @@ def count() -> dict[str, int]:
     """Collect the suite (without running it) and count its marked tests."""
     collector = _Collector()
     code = pytest.main(
-        ["--collect-only", "-qq", "-p", "no:cacheprovider", str(HERE)], plugins=[collector]
+        ["--collect-only", "-qq", "-p", "no:cacheprovider", "-m", "", str(HERE)],
+        plugins=[collector],
     )
     if code != 0:
         raise SystemExit(f"collection failed with exit code {code}")
