@@ -38,17 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluate=not args.no_evaluate,
         )
         print(result.summary(), flush=True)
-        return {
-            "artifact": result.artifact_ref,
-            "registry": result.registry,
-            "store": result.store_url,
-            "fit_dir": result.fit_dir,
-            "report": result.report,
-            "metrics": [
-                {"task": m.task, "metric": m.metric, "before": m.before, "after": m.after}
-                for m in result.metrics
-            ],
-        }
+        return result.to_dict()  # also the evaluation record and the alias moves
 
     return run_job("pipeline", body)
 

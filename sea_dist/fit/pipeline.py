@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,37 +103,42 @@ def fit_store(
     bar = tqdm(total=len(selected), desc="fit", unit="step", disable=not progress)
     projections: list[LayerProjection] = []
     pass_seconds = svd_seconds = 0.0
+    on_device = torch_device is not None and path != "qr"
     try:
-        for group in groups:
-            started = time.perf_counter()
-            if torch_device is not None and path != "qr":  # the pass on a torch device
-                moments = _device_pass(store_url, spec, torch_device, config, group, checks, bar)
-            else:
-                with (
-                    open_scheduler(config.scheduler) as scheduler,
-                    _pass_progress(bar, scheduler.local),
-                ):
-                    bar.set_postfix_str("statistics pass", refresh=False)
-                    moments = compute_moments(
-                        store_url,
-                        spec,
-                        scheduler,
-                        map_name=feature_map.name,
-                        scale=feature_map.scale,
-                        keep_rows=path == "qr",
-                        chunk_rows=config.chunk_rows,
-                        partitions=partitions,
-                        layers=group,
-                        checks=checks,
-                        precision=config.precision,
+        # One scheduler for every group: opening a distributed client or a Ray connection per
+        # group would repeat the connection for nothing.
+        with ExitStack() as stack:
+            scheduler = None if on_device else stack.enter_context(open_scheduler(config.scheduler))
+            for group in groups:
+                started = time.perf_counter()
+                if scheduler is None:  # the pass on a torch device
+                    assert torch_device is not None
+                    moments = _device_pass(
+                        store_url, spec, torch_device, config, group, checks, bar
                     )
-            group_seconds = time.perf_counter() - started
-            pass_seconds += group_seconds
-            # benchmarks/fit_scaling.py times the pass from this line
-            log.debug("statistics pass done in %.2fs (layers %s)", group_seconds, list(group))
-            started = time.perf_counter()
-            projections += _fit_layers(group, moments, config, path, torch_device, bar)
-            svd_seconds += time.perf_counter() - started
+                else:
+                    with _pass_progress(bar, scheduler.local):
+                        bar.set_postfix_str("statistics pass", refresh=False)
+                        moments = compute_moments(
+                            store_url,
+                            spec,
+                            scheduler,
+                            map_name=feature_map.name,
+                            scale=feature_map.scale,
+                            keep_rows=path == "qr",
+                            chunk_rows=config.chunk_rows,
+                            partitions=partitions,
+                            layers=group,
+                            checks=checks,
+                            precision=config.precision,
+                        )
+                group_seconds = time.perf_counter() - started
+                pass_seconds += group_seconds
+                # benchmarks/fit_scaling.py times the pass from this line
+                log.debug("statistics pass done in %.2fs (layers %s)", group_seconds, list(group))
+                started = time.perf_counter()
+                projections += _fit_layers(group, moments, config, path, torch_device, bar)
+                svd_seconds += time.perf_counter() - started
     finally:
         bar.close()  # also on an error, so its message starts on a line of its own
     result = FitResult(
