@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-# Light (ray is imported inside); also keeps ``from sea_dist.cli.collect import init_ray``.
-from sea_dist.cluster import init_ray
-
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
     from sea_dist.config import SeaConfig
 
-__all__ = ["add_collect_arguments", "config_with_overrides", "init_ray", "register"]
+__all__ = ["add_collect_arguments", "config_with_overrides", "register"]
 
 
 def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
