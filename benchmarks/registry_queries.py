@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.index import index_rows
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.registry_api.server import BackgroundServer
+from sea_dist.registry.client import HttpRegistry
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.index import index_rows
+from sea_dist.serve.server import BackgroundServer
 
 # The synthetic fits are test fixtures (tests/synthetic_fit.py), not library code.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.artifacts.publish_run import publish_run
+        from sea_dist.registry.publish_run import publish_run
 
         fit_dir = args.fit_dir
         if fit_dir is None:

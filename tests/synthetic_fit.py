@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from sea_dist.artifacts.manifest import fingerprint
 from sea_dist.format.files import FIT_FILE, PROJECTIONS_FILE
 from sea_dist.format.tensors import encode
+from sea_dist.registry.manifest import fingerprint
 
 
 def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:

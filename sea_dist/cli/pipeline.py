@@ -4,7 +4,7 @@
 :func:`run_pipeline`. Every stage is idempotent on its inputs: collection resumes a compatible
 store, the fit folder is rewritten, evaluation measures the fit folder, publishing adds a new
 immutable version that carries the recipe and the evaluation record, and each configured alias
-moves only through the promotion gate (:mod:`sea_dist.artifacts.gate`). A refused alias is not an
+moves only through the promotion gate (:mod:`sea_dist.registry.gate`). A refused alias is not an
 error: the version stays published, the alias stays where it was, and the summary says
 ``gate: <alias> not moved to <name@v>: <reasons>``.
 """
@@ -23,7 +23,7 @@ from sea_dist.evaluate.report import MetricRow, metrics_table
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord, gate_failures
 
 if TYPE_CHECKING:
-    from sea_dist.artifacts.gate import PromotionResult
+    from sea_dist.registry.gate import PromotionResult
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,12 @@ def run_pipeline(
     Raises:
         SeaDistError: any stage refused its input (message says which and how to fix).
     """
-    from sea_dist.artifacts.registry import Registry
     from sea_dist.cluster import init_ray
     from sea_dist.collect.driver import collect
     from sea_dist.fit import fit_store
     from sea_dist.outputs import anchor_outputs
     from sea_dist.preflight import check_run_preconditions
+    from sea_dist.registry.filesystem import Registry
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
     # Every output absolute, none inside a Ray job's temporary working-directory copy.

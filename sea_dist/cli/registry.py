@@ -8,7 +8,7 @@ variables) or, for the read-only queries, the ``http://`` address of ``sea-dist 
 
 ``registry alias`` moves gated aliases (``production``, ``prod``, the config's
 ``publish.gated_aliases``, ``--gated``) only through the promotion gate
-(:mod:`sea_dist.artifacts.gate`): a refusal is one line and exit 2 unless ``--force --reason``.
+(:mod:`sea_dist.registry.gate`): a refusal is one line and exit 2 unless ``--force --reason``.
 ``publish --alias`` publishes the version in any case and reports a refused gated alias as one
 ``gate: ...`` line (exit 0), as ``sea-dist run`` does.
 """

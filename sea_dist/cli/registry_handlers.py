@@ -25,21 +25,21 @@ def _print_json(data: Any) -> None:
 
 
 def _reader(args: argparse.Namespace) -> Any:
-    from sea_dist.artifacts.access import open_registry
     from sea_dist.outputs import anchored
+    from sea_dist.registry.access import open_registry
 
     return open_registry(anchored(args.registry or _default_registry(), "--registry"))
 
 
 def _writer(args: argparse.Namespace) -> Any:
-    from sea_dist.artifacts.registry import Registry  # refuses the read-only http:// API
     from sea_dist.outputs import anchored
+    from sea_dist.registry.filesystem import Registry  # refuses the read-only http:// API
 
     return Registry(anchored(args.registry or _default_registry(), "--registry"))
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.publish_run import publish_run
+    from sea_dist.registry.publish_run import publish_run
 
     # Precedence: --registry, $SEA_DIST_REGISTRY, the config's publish.registry, the default.
     registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or None
@@ -102,7 +102,7 @@ def run_versions(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.show import describe
+    from sea_dist.registry.show import describe
 
     reader = _reader(args)
     manifest = reader.manifest(args.ref)
@@ -195,8 +195,8 @@ def _about_destination(error: OSError, dest: str) -> bool:
 
 
 def run_alias(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.gate import promote, require_moved
-    from sea_dist.artifacts.refs import check_alias
+    from sea_dist.registry.gate import promote, require_moved
+    from sea_dist.registry.refs import check_alias
 
     registry = _writer(args)
     check_alias(args.alias)
@@ -226,7 +226,7 @@ def run_alias(args: argparse.Namespace) -> int:
 
 
 def run_aliases(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.show import history_note
+    from sea_dist.registry.show import history_note
 
     reader = _reader(args)
     if args.history:
@@ -249,8 +249,8 @@ def run_aliases(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.registry_api.server import check_bind_host, make_server
     from sea_dist.errors import RegistryError
+    from sea_dist.serve.server import check_bind_host, make_server
 
     host = check_bind_host(args.host, args.allow_remote)
     registry = _writer(args)
@@ -311,8 +311,8 @@ def _bind_problem(host: str, port: int, error: OSError) -> str:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    from sea_dist.artifacts.retention import collect_garbage
     from sea_dist.errors import RegistryError
+    from sea_dist.registry.retention import collect_garbage
 
     if args.keep is None and not args.damaged:
         raise RegistryError(

@@ -61,7 +61,7 @@ class PublishConfig(Checked):
     """Aliases moved to the new version (not ``latest``, which always moves)."""
     gated_aliases: Names = ("production", "prod")
     """Aliases that move only to a version whose evaluation record passes the promotion gate
-    (see :mod:`sea_dist.artifacts.gate`)."""
+    (see :mod:`sea_dist.registry.gate`)."""
 
     def _problems(self) -> list[str]:
         problems = []

@@ -7,7 +7,7 @@ reader: an artifact folder by :func:`sea_dist.format.artifact.read_local_artifac
 pickle, sha256, shapes, values, and the manifest against its anchors), a fit output through
 :class:`sea_dist.format.fit_record.FitRecord`, its seals and the same safetensors checks. A
 registry reference (``name@3``, ``name@production``, ``sha256:<prefix>``) needs
-:mod:`sea_dist.artifacts` (fsspec), imported only then, so reading folders needs nothing but
+:mod:`sea_dist.registry` (fsspec), imported only then, so reading folders needs nothing but
 torch, numpy and safetensors.
 
 Either layout may carry the publisher's :class:`~sea_dist.format.recipe.EditRecipe` (which layers,
@@ -148,7 +148,7 @@ def edit_from_fields(
         manifest: the raw document, kept for provenance (default: ``fields``).
         check_values: check the tensors' dtypes and values
             (:func:`~sea_dist.edit.projections.check_projection_tensors`: finite, orthonormal
-            bases); False only for tensors that :func:`sea_dist.artifacts.load_artifact`
+            bases); False only for tensors that :func:`sea_dist.registry.load_artifact`
             has already checked with the same rule.
 
     Raises:
@@ -220,7 +220,7 @@ def _load_artifact_folder(folder: Path) -> SeaEdit:
 
 
 def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
-    """Adapt a verified :class:`sea_dist.artifacts.Artifact` (manifest + per-layer factors)."""
+    """Adapt a verified :class:`sea_dist.registry.Artifact` (manifest + per-layer factors)."""
     fields = artifact.manifest.to_dict()
     tensors: dict[str, torch.Tensor] = {}
     for layer, proj in artifact.layers.items():
@@ -232,14 +232,14 @@ def _from_artifact_object(artifact: Any, source: str) -> SeaEdit:
 
 
 def _load_reference(source: str, registry: str | None) -> SeaEdit:
-    """Resolve a registry reference with :func:`sea_dist.artifacts.load_artifact`."""
+    """Resolve a registry reference with :func:`sea_dist.registry.load_artifact`."""
     try:
-        from sea_dist.artifacts.access import load_artifact
+        from sea_dist.registry.access import load_artifact
     except ImportError:  # a serving image without fsspec reads folders only
         raise ArtifactError(
             expected_found(
                 "projections",
-                "an existing folder, or a registry reference (needs sea_dist.artifacts: fsspec)",
+                "an existing folder, or a registry reference (needs sea_dist.registry: fsspec)",
                 source,
                 "check the path, or install fsspec to resolve registry references",
             )
@@ -255,7 +255,7 @@ def load_edit(source: str | Path | SeaEdit, registry: str | None = None) -> SeaE
     Args:
         source: a fit output folder (``fit.json``), an artifact folder (``manifest.json``; its
             sha256 is verified), or a registry reference such as ``name@3`` or ``name:alias``,
-            resolved with :func:`sea_dist.artifacts.load_artifact` (imported only then).
+            resolved with :func:`sea_dist.registry.load_artifact` (imported only then).
         registry: registry location for references (default: the artifacts module's default).
 
     Returns:

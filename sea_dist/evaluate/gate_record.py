@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from sea_dist.artifacts.fitdir import PROJECTIONS_FINGERPRINT
 from sea_dist.config import SeaConfig
 from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ConfigError, expected_found
 from sea_dist.evaluate.report import MetricRow
 from sea_dist.format.files import EVALUATION_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+from sea_dist.registry.fitdir import PROJECTIONS_FINGERPRINT
 
 EFFECT = "truthfulqa_mc2_margin"
 N_CONTROLS = 3

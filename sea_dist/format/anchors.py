@@ -16,7 +16,7 @@ A downloaded copy has no registry around it, so the download writes ``manifest.s
 ``manifest.json``: one line in the ``sha256sum`` format (``<hex>  manifest.json``). It guards
 against accidental edits, not forgery; only the registry's marker is an anchor.
 
-How a registry lists, caches and retires markers is :mod:`sea_dist.artifacts.markers`; this module
+How a registry lists, caches and retires markers is :mod:`sea_dist.registry.markers`; this module
 is the records themselves (standard library only).
 """
 
@@ -48,7 +48,7 @@ class Marker:
     manifest_sha256: str | None
     """Hex sha256 of ``manifest.json``; None in markers written by older sea-dist versions."""
     summary_sha256: str | None = None
-    """Hex sha256 of the version's listing-index row (:func:`sea_dist.artifacts.index.row_digest`);
+    """Hex sha256 of the version's listing-index row (:func:`sea_dist.registry.index.row_digest`);
     None in markers written by older sea-dist versions."""
 
 

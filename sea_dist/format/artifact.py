@@ -12,7 +12,7 @@ when the folder is a version inside a registry (``<name>/versions/<v>``), that v
 completion marker. A folder with neither (a copy made by hand from an older sea-dist) is checked
 through the tensors' sha256 only. It reads through a callable, so the same check serves local
 folders (:func:`read_local_artifact`, used by :mod:`sea_dist.edit`) and fsspec URLs
-(:mod:`sea_dist.artifacts.loader`).
+(:mod:`sea_dist.registry.loader`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Two optional keys say how to apply the projections and what they did on held-out
 published before them have neither and load unchanged (both None).
 
 Only the standard library. The writer's helpers (code version, timestamps, the store
-fingerprint) are in :mod:`sea_dist.artifacts.manifest`.
+fingerprint) are in :mod:`sea_dist.registry.manifest`.
 """
 
 from __future__ import annotations

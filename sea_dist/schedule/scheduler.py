@@ -72,12 +72,12 @@ RegistryLookup = Callable[[str, str], Published | None]
 
 
 def registry_latest(registry: str, name: str) -> Published | None:
-    """:data:`RegistryLookup` over :func:`sea_dist.artifacts.open_registry` (folder, fsspec, HTTP).
+    """:data:`RegistryLookup` over :func:`sea_dist.registry.open_registry` (folder, fsspec, HTTP).
 
     Reads the manifest key ``input_fingerprint`` of ``name@latest``.
     """
-    from sea_dist.artifacts import open_registry
-    from sea_dist.artifacts.refs import NotFoundError
+    from sea_dist.registry import open_registry
+    from sea_dist.registry.refs import NotFoundError
 
     reader = open_registry(registry)
     try:

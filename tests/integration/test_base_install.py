@@ -22,7 +22,7 @@ import torch
 from packaging.requirements import Requirement
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.registry import Registry
+from sea_dist.registry.filesystem import Registry
 
 TESTS = Path(__file__).resolve().parents[1]
 EXTRAS = ("cluster", "eval", "s3")

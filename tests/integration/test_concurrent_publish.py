@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.format.tensors import sha256_hex
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PUBLISHERS = 16

@@ -38,7 +38,7 @@ STAGE_SUMMARIES = {
     "collect": ("sea_dist.collect.driver", "collect: "),
     "fit": ("sea_dist.fit.pipeline", "fit: "),
     "evaluate": ("sea_dist.cli.pipeline", "evaluate: gate record: "),
-    "publish": ("sea_dist.artifacts.publish", "published console@1 "),
+    "publish": ("sea_dist.registry.publish", "published console@1 "),
 }
 
 

@@ -17,11 +17,11 @@ import torch
 from synthetic_fit import write_synthetic_fit
 from tiny_models import save_tiny_model
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.cli import main
 from sea_dist.config import ModelConfig
 from sea_dist.edit import apply_edit, load_edit
 from sea_dist.models import load_model
+from sea_dist.registry.filesystem import Registry
 
 PROMPTS = [[1, 60, 61, 62, 33, 90, 91, 7], [1, 70, 71, 72, 73, 74, 75, 76]]
 NEW_TOKENS = 12

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from ray_head import local_ray_head
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.cli.job_entry import parse_result
 from sea_dist.collect.driver import ACTOR_PREFIX
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.cli import main
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

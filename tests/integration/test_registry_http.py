@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 import pytest
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.access import load_artifact
-from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.refs import NotFoundError
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.registry_api.server import BackgroundServer
 from sea_dist.errors import RegistryError
 from sea_dist.format.tensors import sha256_hex
+from sea_dist.registry.access import load_artifact
+from sea_dist.registry.client import HttpRegistry
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.refs import NotFoundError
+from sea_dist.serve.server import BackgroundServer
 
 pytestmark = pytest.mark.integration
 

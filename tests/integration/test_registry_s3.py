@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.access import load_artifact
-from sea_dist.artifacts.refs import NotFoundError
-from sea_dist.artifacts.registry import Registry
 from sea_dist.errors import ArtifactError
 from sea_dist.format.recipe import EvaluationRecord
 from sea_dist.format.tensors import sha256_hex
+from sea_dist.registry.access import load_artifact
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.refs import NotFoundError
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("s3fs")

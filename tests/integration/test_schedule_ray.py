@@ -20,9 +20,9 @@ import yaml
 from ray_head import local_ray_head
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.cli import main
 from sea_dist.config import load_config
+from sea_dist.registry.filesystem import Registry
 from sea_dist.schedule.fingerprint import compute_input_fingerprint
 from sea_dist.schedule.history import MISSED, SKIP_RUNNING, SKIP_UNCHANGED, SUBMIT, HistoryRow
 from sea_dist.schedule.scheduler import Scheduler

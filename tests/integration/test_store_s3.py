@@ -185,7 +185,7 @@ def test_pipeline_on_s3_matches_local_bit_for_bit(
     first = _cli("publish", str(out), "--name", "s3store", "--registry", registry).stdout
     assert first.splitlines()[0] == f"s3store@1 sha256:{projections_sha} (registry {registry})"
 
-    from sea_dist.artifacts.registry import Registry
+    from sea_dist.registry.filesystem import Registry
 
     published = Registry(registry)  # no storage options: the environment configures s3fs
     loaded = published.load("s3store@latest")  # checks the content hash

@@ -27,10 +27,10 @@ from reliability_workspace import shard_payload, store_spec, write_store  # noqa
 from synthetic_fit import write_synthetic_fit  # noqa: E402
 from tree_snapshot import changes, tree_digest  # noqa: E402
 
-from sea_dist.artifacts.fitdir import build_manifest, read_fit_output  # noqa: E402
-from sea_dist.artifacts.registry import Registry  # noqa: E402
 from sea_dist.cli import main as cli_main  # noqa: E402
 from sea_dist.errors import StoreError  # noqa: E402
+from sea_dist.registry.filesystem import Registry  # noqa: E402
+from sea_dist.registry.fitdir import build_manifest, read_fit_output  # noqa: E402
 from sea_dist.store import ActivationStore  # noqa: E402
 
 PAGE = 4096

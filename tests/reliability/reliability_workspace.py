@@ -23,7 +23,7 @@ import numpy as np
 from reliability_corpus import FILES
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.registry import Registry
+from sea_dist.registry.filesystem import Registry
 from sea_dist.store import ACTIVATION_ARRAYS, ActivationStore, StoreSpec
 
 

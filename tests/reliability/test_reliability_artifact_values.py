@@ -33,14 +33,14 @@ from cli_outcome import refusal_problems, run_cli
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts import load_artifact
-from sea_dist.artifacts.registry import Registry
 from sea_dist.edit import load_edit
 from sea_dist.edit.projections import ORTHONORMAL_ATOL as EDIT_ORTHONORMAL_ATOL
 from sea_dist.errors import ArtifactError, SeaDistError
 from sea_dist.format.anchors import manifest_digest, marker_bytes
 from sea_dist.format.tensors import decode, encode, sha256_hex
 from sea_dist.format.values import ORTHONORMAL_ATOL
+from sea_dist.registry import load_artifact
+from sea_dist.registry.filesystem import Registry
 
 PROJECTIONS = "projections.safetensors"
 MANIFEST = "manifest.json"
@@ -287,7 +287,7 @@ _NO_FSSPEC = textwrap.dedent(
             results[folder] = "loaded"
         except SeaDistError as error:
             results[folder] = str(error)
-    assert "sea_dist.artifacts.loader" not in sys.modules  # the fallback reader was used
+    assert "sea_dist.registry.loader" not in sys.modules  # the fallback reader was used
     print(json.dumps(results))
     """
 )
@@ -319,7 +319,7 @@ def test_the_serving_image_reader_refuses_bad_values_too(forged: Path) -> None:
 
 @pytest.fixture(scope="module")
 def http_url(forged: Path) -> Iterator[str]:
-    from sea_dist.artifacts.registry_api.server import make_server
+    from sea_dist.serve.server import make_server
 
     server = make_server(Registry(str(forged)), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -339,7 +339,7 @@ def http_url(forged: Path) -> Iterator[str]:
 def test_bad_values_are_refused_over_http(
     case: str, how: str, http_url: str, tmp_path: Path
 ) -> None:
-    from sea_dist.artifacts.client import HttpRegistry
+    from sea_dist.registry.client import HttpRegistry
 
     name = case.lower().replace("_", "-")
     client = HttpRegistry(http_url)

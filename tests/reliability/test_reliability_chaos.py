@@ -36,7 +36,7 @@ import yaml
 from cli_outcome import Outcome, refusal_problems
 from ray_head import free_port, local_ray_head
 
-from sea_dist.artifacts.registry import Registry
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 

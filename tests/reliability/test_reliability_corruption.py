@@ -23,12 +23,12 @@ from cli_outcome import refusal_problems, run_cli
 from reliability_workspace import tripwire_pickle
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts import load_artifact
-from sea_dist.artifacts.registry import Registry
 from sea_dist.edit import load_edit
 from sea_dist.errors import SeaDistError
 from sea_dist.fit import FitResult
 from sea_dist.format.tensors import decode, encode
+from sea_dist.registry import load_artifact
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = pytest.mark.fault
 
@@ -259,8 +259,8 @@ HTTP_DAMAGE = (
 def test_corrupted_artifact_is_refused_over_http(
     corruption: str, loader: str, tmp_path: Path
 ) -> None:
-    from sea_dist.artifacts.client import HttpRegistry
-    from sea_dist.artifacts.registry_api.server import BackgroundServer
+    from sea_dist.registry.client import HttpRegistry
+    from sea_dist.serve.server import BackgroundServer
 
     registry = Registry(str(tmp_path / "registry"))
     for seed in (1, 2):

@@ -27,7 +27,7 @@ from conftest import Served
 from reliability_workspace import Workspace
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts.registry import Registry
+from sea_dist.registry.filesystem import Registry
 
 pytestmark = pytest.mark.integration
 

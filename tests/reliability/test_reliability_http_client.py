@@ -21,10 +21,10 @@ import pytest
 from cli_outcome import refusal_problems, run_cli
 from reliability_workspace import Workspace
 
-from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.responses import MAX_JSON_BYTES
 from sea_dist.errors import SeaDistError
+from sea_dist.registry.client import HttpRegistry
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.responses import MAX_JSON_BYTES
 
 Answer = Callable[[BaseHTTPRequestHandler], None]
 SHA = "a" * 64

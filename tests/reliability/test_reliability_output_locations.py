@@ -19,7 +19,6 @@ from cli_outcome import refusal_problems, run_cli
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.config import SeaConfig, with_overrides
 from sea_dist.errors import ConfigError
 from sea_dist.outputs import (
@@ -29,6 +28,7 @@ from sea_dist.outputs import (
     output_base,
     ray_working_dir,
 )
+from sea_dist.registry.filesystem import Registry
 
 
 def _ray_copy(root: Path) -> Path:

@@ -44,15 +44,15 @@ from cli_outcome import is_log_or_progress, refusal_problems, run_cli
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts import aliases as alias_ops
-from sea_dist.artifacts.client import HttpRegistry
-from sea_dist.artifacts.index import INDEX_FILE, row_from_manifest
-from sea_dist.artifacts.refs import NotFoundError
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import RegistryError, SeaDistError
 from sea_dist.format.anchors import marker_bytes
 from sea_dist.format.manifest import manifest_from_json
+from sea_dist.registry import aliases as alias_ops
+from sea_dist.registry.client import HttpRegistry
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.index import INDEX_FILE, row_from_manifest
+from sea_dist.registry.refs import NotFoundError
+from sea_dist.registry.storage import Storage
 
 NAME = "demo"
 
@@ -596,7 +596,7 @@ def test_download_refuses_a_non_empty_destination(
             assert changes(before, tree_digest(tmp_path)) == [], (layout, overwrite)
     if replaceable:
         copy = Registry(registry.url).load(f"{NAME}@latest")
-        from sea_dist.artifacts import load_artifact
+        from sea_dist.registry import load_artifact
 
         assert load_artifact(str(dest)).manifest.sha256 == copy.manifest.sha256
         assert sorted(p.name for p in dest.iterdir()) == [
@@ -619,7 +619,7 @@ class _reader:
         if self.how == "cli":
             return self._cli
         if self.how == "http":
-            from sea_dist.artifacts.registry_api.server import make_server
+            from sea_dist.serve.server import make_server
 
             self.server = make_server(self.registry, "127.0.0.1", 0)
             self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -734,7 +734,7 @@ def test_no_query_writes_the_registry(
 @pytest.mark.integration
 @pytest.mark.bad_input
 def test_no_http_query_writes_the_registry(template: Path, tmp_path: Path) -> None:
-    from sea_dist.artifacts.registry_api.server import make_server
+    from sea_dist.serve.server import make_server
 
     registry = _copy(template, tmp_path / "registry")
     _no_index(registry)

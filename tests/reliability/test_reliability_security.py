@@ -27,16 +27,16 @@ from reliability_workspace import Workspace, tripwire_pickle
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts import load_artifact
-from sea_dist.artifacts.refs import parse_ref
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.registry_api.guard import MAX_URL
-from sea_dist.artifacts.registry_api.server import make_server
-from sea_dist.artifacts.storage import Storage
 from sea_dist.cli import build_parser
 from sea_dist.config import NAME_RE
 from sea_dist.edit import load_edit
 from sea_dist.errors import RegistryError, SeaDistError
+from sea_dist.registry import load_artifact
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.refs import parse_ref
+from sea_dist.registry.storage import Storage
+from sea_dist.serve.guard import MAX_URL
+from sea_dist.serve.server import make_server
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = sorted([*REPO.joinpath("sea_dist").rglob("*.py"), *REPO.joinpath("jobs").glob("*.py")])
@@ -111,7 +111,7 @@ def unsafe_calls(source: str, filename: str) -> list[str]:
 
 def test_the_scan_covers_the_package() -> None:
     names = {p.relative_to(REPO).as_posix() for p in SCANNED}
-    assert {"sea_dist/artifacts/loader.py", "sea_dist/edit/projections.py"} <= names
+    assert {"sea_dist/registry/loader.py", "sea_dist/edit/projections.py"} <= names
     assert len(SCANNED) > 40
 
 

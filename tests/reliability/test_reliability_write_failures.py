@@ -33,9 +33,9 @@ from reliability_workspace import shard_payload, store_spec, write_store
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.artifacts.registry import Registry
-from sea_dist.artifacts.storage import Storage
 from sea_dist.errors import StoreError
+from sea_dist.registry.filesystem import Registry
+from sea_dist.registry.storage import Storage
 from sea_dist.store import ActivationStore
 
 pytestmark = pytest.mark.fault

@@ -55,7 +55,7 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
     "provision": (3, {"config", "errors", "format"}),
     "models": (4, {"config", "errors", "format", "layers", "provision"}),
     "store": (5, {"errors", "format"}),
-    "artifacts": (6, {"sea_dist", "config", "errors", "format", "outputs"}),
+    "registry": (6, {"sea_dist", "config", "errors", "format", "outputs"}),
     "preflight": (6, {"config", "errors", "store"}),
     "collect": (
         7,
@@ -72,13 +72,14 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
         },
     ),
     "fit": (7, {"config", "errors", "feature_maps", "format", "store"}),
+    "serve": (7, {"sea_dist", "errors", "format", "registry"}),
     "edit": (
         7,
-        {"artifacts", "config", "errors", "feature_maps", "format", "layers"},
+        {"registry", "config", "errors", "feature_maps", "format", "layers"},
     ),
     "evaluate": (
         8,
-        {"artifacts", "config", "data", "edit", "errors", "format", "models"},
+        {"registry", "config", "data", "edit", "errors", "format", "models"},
     ),
     "studies": (
         9,
@@ -97,7 +98,7 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
             "outputs",
         },
     ),
-    "schedule": (9, {"artifacts", "config", "cron", "data", "errors", "format", "provision"}),
+    "schedule": (9, {"registry", "config", "cron", "data", "errors", "format", "provision"}),
     "cli": (
         10,
         {
@@ -113,8 +114,9 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
             "provision",
             "models",
             "store",
-            "artifacts",
+            "registry",
             "preflight",
+            "serve",
             "collect",
             "fit",
             "edit",
@@ -126,7 +128,7 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
     "jobs": (
         11,
         {
-            "artifacts",
+            "registry",
             "cli",
             "cluster",
             "collect",

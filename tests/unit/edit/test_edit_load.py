@@ -157,7 +157,7 @@ def test_layer_selection() -> None:
 
 
 def test_registry_reference_loads_the_published_version(tmp_path: Path) -> None:
-    from sea_dist.artifacts import Registry
+    from sea_dist.registry import Registry
 
     model, tokenizer = build_tiny_model("llama")
     fit = write_fit_folder(

@@ -86,8 +86,8 @@ def test_recipe_from_manifest_fields_without_the_artifacts_package(tmp_path: Pat
 
 def test_recipe_from_a_manifest_object_that_carries_it(tmp_path: Path) -> None:
     """An artifact whose Manifest.to_dict() has ``recipe`` (the artifacts package adds it)."""
-    from sea_dist.artifacts.access import load_artifact
     from sea_dist.edit.loader import _from_artifact_object
+    from sea_dist.registry.access import load_artifact
 
     model, _ = build_tiny_model("llama")
     artifact = load_artifact(str(write_artifact_folder(tmp_path / "a", model)), framework="torch")
@@ -102,8 +102,8 @@ def test_recipe_from_a_manifest_object_that_carries_it(tmp_path: Path) -> None:
 
 
 def test_recipe_published_to_a_registry_is_applied_by_reference(tmp_path: Path) -> None:
-    from sea_dist.artifacts import Registry
     from sea_dist.format.manifest import Manifest
+    from sea_dist.registry import Registry
 
     if "recipe" not in {f.name for f in dataclasses.fields(Manifest)}:
         pytest.skip("this checkout's artifact manifest has no recipe field yet")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import load
 
-from sea_dist.artifacts.fitdir import read_fit_output
 from sea_dist.edit import load_edit
 from sea_dist.errors import ArtifactError
 from sea_dist.fit import FitResult
@@ -24,6 +23,7 @@ from sea_dist.format.seal import (
     seal,
 )
 from sea_dist.format.tensor_file import tensor_file_bytes
+from sea_dist.registry.fitdir import read_fit_output
 
 
 def test_seal_round_trip_and_tamper() -> None:

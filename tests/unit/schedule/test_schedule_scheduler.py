@@ -15,9 +15,9 @@ import pytest
 import yaml
 from synthetic_fit import write_synthetic_fit
 
-from sea_dist.artifacts.registry import Registry
 from sea_dist.config import ScheduleConfig, ScheduleEntry, load_config
 from sea_dist.errors import ConfigError
+from sea_dist.registry.filesystem import Registry
 from sea_dist.schedule.fingerprint import compute_input_fingerprint
 from sea_dist.schedule.history import ERROR, MISSED, SKIP_UNCHANGED, HistoryStore
 from sea_dist.schedule.scheduler import (
