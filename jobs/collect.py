@@ -19,22 +19,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sea_dist.cli.collect import add_collect_arguments, config_with_overrides
+from sea_dist.cli.job_entry import run_job
+from sea_dist.cluster import init_ray
+from sea_dist.config import load_config
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the collect job and print the ``SEA_DIST_RESULT`` line."""
-    from sea_dist.cli.collect import add_collect_arguments
-    from sea_dist.cli.job_entry import run_job
-
     parser = argparse.ArgumentParser(prog="jobs/collect.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
     add_collect_arguments(parser)
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.cli.collect import config_with_overrides
-        from sea_dist.cluster import init_ray
         from sea_dist.collect.driver import collect
-        from sea_dist.config import load_config
 
         config = config_with_overrides(load_config(args.config), args)
         init_ray(config.collect.ray_address)

@@ -15,11 +15,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sea_dist.cli.job_entry import run_job
+from sea_dist.config import load_config
+from sea_dist.evaluate.report import metrics_table
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation job."""
-    from sea_dist.cli.job_entry import run_job
-
     parser = argparse.ArgumentParser(prog="jobs/evaluate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
     parser.add_argument("--artifact", default=None, help="reference (default <name>@latest)")
@@ -27,8 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.config import load_config
-        from sea_dist.evaluate.report import metrics_table
         from sea_dist.evaluate.runner import evaluate_before_after
         from sea_dist.outputs import anchor_outputs, anchored
 

@@ -18,18 +18,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sea_dist.cli.fit import add_fit_arguments, connect_ray_if_needed, resolve
+from sea_dist.cli.job_entry import run_job
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fit job and print the ``SEA_DIST_RESULT`` line."""
-    from sea_dist.cli.fit import add_fit_arguments
-    from sea_dist.cli.job_entry import run_job
-
     parser = argparse.ArgumentParser(prog="jobs/fit.py", description=__doc__.splitlines()[0])
     add_fit_arguments(parser)
     args = parser.parse_args(argv)
 
     def body() -> Mapping[str, Any]:
-        from sea_dist.cli.fit import connect_ray_if_needed, resolve
         from sea_dist.fit.pipeline import fit_store
 
         store, config, out = resolve(args)

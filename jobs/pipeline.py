@@ -17,11 +17,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sea_dist.cli.job_entry import run_job
+from sea_dist.config import load_config
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the pipeline job."""
-    from sea_dist.cli.job_entry import run_job
-
     parser = argparse.ArgumentParser(prog="jobs/pipeline.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="path to a YAML config")
     parser.add_argument("--overwrite-store", action="store_true")
@@ -30,7 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> Mapping[str, Any]:
         from sea_dist.cli.pipeline import run_pipeline
-        from sea_dist.config import load_config
 
         result = run_pipeline(
             load_config(args.config),

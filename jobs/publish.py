@@ -16,11 +16,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from sea_dist.cli.job_entry import run_job
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the publish job."""
-    from sea_dist.cli.job_entry import run_job
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit-dir", default=None, help="fit output (default: config fit.out)")
     parser.add_argument("--name", default=None, help="artifact name (default: config)")

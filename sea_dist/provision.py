@@ -8,9 +8,9 @@ a file lock, so concurrent processes (several Ray actors on one node) convert on
 interrupted conversion never leaves a half-written model. A collection driver converts before its
 collectors start (:func:`prepare_model`), so they only read the cached folder.
 
-Nothing heavy loads at import (torch, transformers and huggingface_hub only in the functions
-that convert or download), so the scheduler can find the demo model without loading torch;
-:mod:`sea_dist.models` loads the converted folders.
+Neither torch nor transformers loads at import (only in the functions that convert), so the
+scheduler can find the demo model without them; :mod:`sea_dist.models` loads the converted
+folders.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from huggingface_hub import hf_hub_download
 
 from sea_dist.config import DEMO_MODEL_ID, ModelConfig
 from sea_dist.errors import ModelError, expected_found
@@ -111,7 +113,7 @@ def quiet_transformers() -> Iterator[None]:
     They are sub-second here and would add a bar to a stage that has its own; the setting is
     process-wide, so it is restored afterwards.
     """
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # the scheduler loads no transformers
 
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -124,7 +126,7 @@ def quiet_transformers() -> Iterator[None]:
 
 def _convert_gguf(folder: Path, filename: str, out: Path) -> None:
     """Dequantise ``folder/filename`` (GGUF) into a float32 safetensors HF folder ``out``."""
-    import torch
+    import torch  # the scheduler finds the demo model without loading torch or transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.monotonic()
@@ -295,8 +297,6 @@ def converted_source(config: ModelConfig, cache: Path) -> tuple[Path, str] | Non
         gguf = path / config.gguf_file
     elif config.gguf_file and not path.exists() and not is_path_like(config.id):
         try:
-            from huggingface_hub import hf_hub_download
-
             local = hf_hub_download(config.id, config.gguf_file, revision=config.revision)
         except Exception as error:  # network, auth and offline errors all mean the same here
             raise hub_error(config.id, error) from error

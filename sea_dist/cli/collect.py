@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from sea_dist.config import load_config, with_overrides
+from sea_dist.store.target import check_store_target
+
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
     from sea_dist.config import SeaConfig
 
@@ -67,8 +70,6 @@ def register(subparsers: Any) -> None:
 
 def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaConfig:
     """Apply the command-line overrides of :func:`add_collect_arguments` to ``config``."""
-    from sea_dist.config import with_overrides
-
     sections: dict[str, dict[str, Any]] = {}
     if args.store is not None:
         sections.setdefault("store", {})["url"] = args.store
@@ -82,9 +83,6 @@ def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaCon
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from sea_dist.config import load_config
-    from sea_dist.store.target import check_store_target
-
     config = config_with_overrides(load_config(args.config), args)
     # Refuse a store URL holding anything but a store before Ray and torch are even imported;
     # collect() checks again, then joins or starts the cluster (init_ray).

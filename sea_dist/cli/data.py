@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sea_dist.data.fetch import CACHE_ENV, data_cache_dir, fetch_source
+from sea_dist.data.locate import locate_benchmark_file, missing_data_hint
 from sea_dist.data.sources import SOURCES
 
 
@@ -62,8 +64,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from sea_dist.data.fetch import data_cache_dir, fetch_source
-
     cache_root = data_cache_dir(args.cache_dir)
 
     names = sorted(SOURCES) if args.name == "all" else [args.name]
@@ -82,9 +82,6 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _shadow_note(relative_path: str, cached: Path, cache_root: Path) -> str:
     """Why commands would not read ``cached``: a cache they do not search, or a folder first."""
-    from sea_dist.data.fetch import CACHE_ENV, data_cache_dir
-    from sea_dist.data.locate import locate_benchmark_file
-
     if cache_root.resolve() != data_cache_dir().resolve():
         return f"commands do not read this cache; set ${CACHE_ENV}={cache_root}"
     found = locate_benchmark_file(relative_path)
@@ -94,8 +91,6 @@ def _shadow_note(relative_path: str, cached: Path, cache_root: Path) -> str:
 
 
 def _where(args: argparse.Namespace) -> int:
-    from sea_dist.data.locate import locate_benchmark_file, missing_data_hint
-
     missing = 0
     for source in SOURCES.values():
         for pinned in source.files:

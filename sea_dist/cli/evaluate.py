@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sea_dist.config import load_config, with_overrides
+from sea_dist.errors import ConfigError
+from sea_dist.evaluate.report import metrics_table
+
 
 def register(subparsers: Any) -> None:
     """Add ``evaluate`` to the ``sea-dist`` parser."""
@@ -66,8 +70,6 @@ def _add_harness_options(parser: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from sea_dist.config import load_config, with_overrides
-    from sea_dist.evaluate.report import metrics_table
     from sea_dist.evaluate.runner import evaluate_before_after
     from sea_dist.outputs import anchor_outputs, anchored
 
@@ -87,8 +89,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     registry = anchored(args.registry or config.publish.registry, "--registry")
     loaded = None
     if not args.harness and (args.tasks is not None or args.folded):
-        from sea_dist.errors import ConfigError
-
         raise ConfigError(
             "--tasks/--folded: expected them with --harness lm-eval, found no --harness; "
             "add --harness lm-eval"

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sea_dist.errors import ArtifactError
+
 _EXPORT_FILES = re.compile(
     r"sea-dist-edit\.json|config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors"
     r"|model\.safetensors\.index\.json|tokenizer(_config)?\.json|special_tokens_map\.json"
@@ -83,7 +85,6 @@ def register(subparsers: Any) -> None:
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that is a file, or non-empty without being a replaceable export."""
     from sea_dist.edit.export import PROVENANCE_FILE
-    from sea_dist.errors import ArtifactError
 
     if not out.exists():
         return
@@ -143,8 +144,6 @@ def _folded_modules(model: Any, edit: Any, layers: tuple[int, ...]) -> list[str]
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sea_dist.errors import ArtifactError
-
     try:
         return _run(args)
     except OSError as error:
@@ -160,7 +159,6 @@ def _run(args: argparse.Namespace) -> int:
     from sea_dist.edit.compat import check_compatible, select_layers
     from sea_dist.edit.export import PROVENANCE_FILE, export_folded
     from sea_dist.edit.loader import load_edit
-    from sea_dist.errors import ArtifactError
     from sea_dist.outputs import anchored, is_url
 
     config = load_config(args.config) if args.config else SeaConfig()

@@ -6,6 +6,9 @@ import argparse
 import logging
 from typing import Any
 
+from sea_dist.cluster import init_ray
+from sea_dist.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SVD_CHOICES = ("auto", "exact", "qr", "randomized")
@@ -34,8 +37,6 @@ DEPRECATED_FLAGS = {"--k-pos": "--positive-energy", "--k-neg": "--negative-energ
 
 def _take_deprecated(args: argparse.Namespace) -> None:
     """Move ``--k-pos`` / ``--k-neg`` to their new names, with a deprecation warning."""
-    from sea_dist.errors import ConfigError
-
     for old, new in DEPRECATED_FLAGS.items():
         value = getattr(args, old[2:].replace("-", "_"), None)
         if value is None:
@@ -166,7 +167,6 @@ def connect_ray_if_needed(scheduler: str) -> None:
     """Entry points only: connect to (or start) Ray when the pass runs on Dask-on-Ray."""
     if scheduler != "ray":
         return
-    from sea_dist.cluster import init_ray
 
     # RAY_ADDRESS (set inside Ray jobs) selects the cluster; otherwise a fresh local one starts.
     init_ray(None)

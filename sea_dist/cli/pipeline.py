@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sea_dist.cluster import init_ray
 from sea_dist.config import SeaConfig, config_to_dict
-from sea_dist.evaluate.report import MetricRow, metrics_table
+from sea_dist.evaluate.report import MetricRow, metrics_table, write_report
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord, gate_failures
+from sea_dist.outputs import anchor_outputs
+from sea_dist.preflight import check_run_preconditions
 
 if TYPE_CHECKING:
     from sea_dist.registry.gate import PromotionResult
@@ -119,11 +122,8 @@ def run_pipeline(
     Raises:
         SeaDistError: any stage refused its input (message says which and how to fix).
     """
-    from sea_dist.cluster import init_ray
     from sea_dist.collect.driver import collect
     from sea_dist.fit import fit_store
-    from sea_dist.outputs import anchor_outputs
-    from sea_dist.preflight import check_run_preconditions
     from sea_dist.registry.filesystem import Registry
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
@@ -182,8 +182,6 @@ def run_pipeline(
     ]
     seconds["publish"] = time.perf_counter() - start
     notes += [p.line() for p in promotions]
-
-    from sea_dist.evaluate.report import write_report
 
     report = write_report(
         Path(config.evaluate.out), config.fit.out, metrics, artifact_ref=ref, notes=notes

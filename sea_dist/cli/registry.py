@@ -16,6 +16,7 @@ variables) or, for the read-only queries, the ``http://`` address of ``sea-dist 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -33,6 +34,7 @@ from sea_dist.cli.registry_handlers import (
     run_show,
     run_versions,
 )
+from sea_dist.errors import RegistryError
 
 
 def _add_registry(parser: argparse.ArgumentParser) -> None:
@@ -163,10 +165,6 @@ def _storage_errors(handler: Any) -> Any:
     """Report storage failures (missing bucket, permissions, network) as one line, exit 2."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        import logging
-
-        from sea_dist.errors import RegistryError
-
         if not getattr(args, "verbose", False):  # credential/endpoint chatter only with -v
             for noisy in ("botocore", "aiobotocore", "s3fs", "fsspec"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)

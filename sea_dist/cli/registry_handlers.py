@@ -9,9 +9,14 @@ the handler that needs them, so building the ``sea-dist`` parser loads none of t
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 from typing import Any
+
+from sea_dist.config import load_config
+from sea_dist.errors import RegistryError
 
 
 def _default_registry() -> str:
@@ -157,8 +162,6 @@ def run_diff(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from sea_dist.errors import RegistryError
-
     reader = _reader(args)
     resolved = reader.resolve(args.ref)
     try:
@@ -181,8 +184,6 @@ def run_download(args: argparse.Namespace) -> int:
 
 def _about_destination(error: OSError, dest: str) -> bool:
     """Whether a download's OSError is about the local destination, not the registry."""
-    import errno
-
     if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return True  # reading a registry never fills or needs a writable disk
     if not error.filename:
@@ -202,8 +203,6 @@ def run_alias(args: argparse.Namespace) -> int:
     check_alias(args.alias)
     gated_aliases = None
     if args.config:
-        from sea_dist.config import load_config
-
         gated_aliases = load_config(args.config).publish.gated_aliases
     resolved = registry.resolve(args.ref)
     result = require_moved(
@@ -249,7 +248,6 @@ def run_aliases(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from sea_dist.errors import RegistryError
     from sea_dist.serve.server import check_bind_host, make_server
 
     host = check_bind_host(args.host, args.allow_remote)
@@ -275,9 +273,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _bind_problem(host: str, port: int, error: OSError) -> str:
     """One line naming why ``serve`` cannot listen on ``host:port``."""
-    import errno
-    import socket
-
     where = f"{host}:{port}"
     if isinstance(error, socket.gaierror):
         return (
@@ -311,7 +306,6 @@ def _bind_problem(host: str, port: int, error: OSError) -> str:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    from sea_dist.errors import RegistryError
     from sea_dist.registry.retention import collect_garbage
 
     if args.keep is None and not args.damaged:

@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from sea_dist.config import load_config, read_config_document
+from sea_dist.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -78,8 +83,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _config_schema(args: argparse.Namespace) -> int:
-    import json
-
     from sea_dist.config.schema import config_schema
 
     print(json.dumps(config_schema(), indent=2))
@@ -87,9 +90,6 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 
 def _validate_config(args: argparse.Namespace) -> int:
-    from sea_dist.config import read_config_document
-    from sea_dist.errors import ConfigError
-
     try:
         document = read_config_document(args.config)
         _validate_document(args.config, document)
@@ -120,8 +120,6 @@ def _validate_document(path: str, document: Any) -> None:
 
 
 def _demo_model(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sea_dist.provision import ensure_demo_model
 
     folder = ensure_demo_model(Path(args.cache_dir) if args.cache_dir else None)
@@ -131,7 +129,6 @@ def _demo_model(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sea_dist.cli.pipeline import run_pipeline
-    from sea_dist.config import load_config
     from sea_dist.outputs import anchor_outputs
     from sea_dist.preflight import check_run_preconditions
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import os
 from typing import Any
+
+from sea_dist.config import load_config
+from sea_dist.errors import ConfigError, expected_found
 
 
 def register(subparsers: Any) -> None:
@@ -73,15 +79,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _now() -> Any:
-    import datetime as dt
-
     return dt.datetime.now(dt.UTC)
 
 
 def _schedule_config(path: str) -> Any:
-    from sea_dist.config import load_config
-    from sea_dist.errors import ConfigError, expected_found
-
     config = load_config(path).schedule
     if not config.schedules:
         raise ConfigError(
@@ -96,11 +97,8 @@ def _schedule_config(path: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
     import yaml
 
-    from sea_dist.errors import ConfigError, expected_found
     from sea_dist.schedule.scheduler import Scheduler
     from sea_dist.schedule.submitter import RayJobSubmitter, local_entrypoint
 
@@ -136,8 +134,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    import json
-
     from sea_dist.schedule.history import HistoryStore, format_table, query
 
     config = _schedule_config(args.config)

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from sea_dist.config import with_overrides
+from sea_dist.errors import ConfigError, expected_found
 from sea_dist.outputs import anchored
+from sea_dist.studies.options import load_study_config, tune_options_from_dict
+from sea_dist.studies.space import select
+from sea_dist.studies.twofold_options import twofold_options_from_dict
 
 
 def register(subparsers: Any) -> None:
@@ -42,11 +48,6 @@ def register(subparsers: Any) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from sea_dist.config import with_overrides
-    from sea_dist.studies.options import load_study_config, tune_options_from_dict
-    from sea_dist.studies.space import select
     from sea_dist.studies.tune_run import run_tune
 
     config, raw = load_study_config(args.config, "tune")
@@ -122,14 +123,7 @@ def _register_twofold(subparsers: Any) -> None:
 
 
 def _twofold(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from sea_dist.config import with_overrides
-    from sea_dist.errors import ConfigError, expected_found
-    from sea_dist.studies.options import load_study_config
-    from sea_dist.studies.space import select
     from sea_dist.studies.twofold import run_twofold
-    from sea_dist.studies.twofold_options import twofold_options_from_dict
 
     config, raw = load_study_config(args.config, "twofold")
     options = twofold_options_from_dict(raw, config)

@@ -7,6 +7,7 @@ holds one of each section and is what ``sea-dist config schema`` describes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from dataclasses import field
 from typing import Annotated, Any, Literal
@@ -174,7 +175,6 @@ class ScheduleEntry(Checked):
     """Ray job submission address (the dashboard)."""
 
     def _problems(self) -> list[str]:
-        import datetime as dt
 
         # Here, not at module level: the schedule package imports this module.
         from sea_dist.cron import CronExpression

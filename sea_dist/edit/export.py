@@ -103,7 +103,7 @@ def _verify(
     reference: torch.Tensor,
 ) -> None:
     """Load ``folder`` with plain transformers; compare its logits with the hooked model's."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # importing sea_dist.edit loads torch only
 
     result: Any = AutoModelForCausalLM.from_pretrained(
         str(folder), dtype=next(model.parameters()).dtype, output_loading_info=True

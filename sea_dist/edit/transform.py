@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sea_dist import feature_maps
 from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ConfigError, expected_found
 
@@ -48,7 +49,6 @@ def feature_map_pair(name: str, scale: float) -> PhiPair | None:
     """
     if name == "linear":
         return None
-    from sea_dist import feature_maps
 
     def phi(h: torch.Tensor) -> torch.Tensor:
         return feature_maps.phi(h, name, scale)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from sea_dist.data import PromptTemplate
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import score_completions
 from sea_dist.evaluate.truthfulqa import TemplateLike
@@ -140,8 +141,6 @@ def score_bbq(
         Per-item scores; ``accuracy``, ``by_category()`` and friends aggregate them.
     """
     if template is None:
-        from sea_dist.data import PromptTemplate
-
         template = PromptTemplate("qa")
     pairs = []
     for item in items:

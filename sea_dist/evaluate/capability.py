@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from sea_dist.data import load_builtin_demonstrations, load_heldout_text, make_template
 from sea_dist.errors import DataError, expected_found
-from sea_dist.evaluate.loglik import model_device
+from sea_dist.evaluate.loglik import EncodedPairs, model_device
+from sea_dist.evaluate.perplexity import perplexity
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,6 @@ class CapabilityInputs:
                 part ``data.holdout`` kept out of the fit.
         """
         from sea_dist.config import DataConfig
-        from sea_dist.data import load_builtin_demonstrations, load_heldout_text, make_template
-        from sea_dist.evaluate.loglik import EncodedPairs
 
         template = template or make_template(DataConfig(), tokenizer)
         demos = list(demos) if demos is not None else load_builtin_demonstrations()
@@ -172,8 +172,6 @@ def measure_capability(
             needs them: the answer tokens of the built-in pairs are edited, and every token of
             the held-out text but its first, the conservative reading of "generated").
     """
-    from sea_dist.evaluate.perplexity import perplexity
-
     model, tokenizer = loaded.model, loaded.tokenizer
     inputs = inputs or CapabilityInputs.build(tokenizer, generation_limit=generation_limit)
     scorer = scorer if scorer is not None else model

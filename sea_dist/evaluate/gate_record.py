@@ -34,9 +34,16 @@ import numpy as np
 import torch
 
 from sea_dist.config import SeaConfig
+from sea_dist.data import load_demonstrations, load_truthfulqa_items, make_template
+from sea_dist.edit import apply_edit, load_edit
 from sea_dist.edit.projections import LayerProjection, SeaEdit
 from sea_dist.errors import ConfigError, expected_found
+from sea_dist.evaluate.capability import CapabilityInputs, measure_capability
+from sea_dist.evaluate.loglik import EncodedPairs, SpanScores
 from sea_dist.evaluate.report import MetricRow
+from sea_dist.evaluate.runner import builtin_questions, subset, task_file
+from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
+from sea_dist.evaluate.truthfulqa import mc_from_logprobs, truthfulqa_pairs
 from sea_dist.format.files import EVALUATION_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord
 from sea_dist.registry.fitdir import PROJECTIONS_FINGERPRINT
@@ -132,9 +139,6 @@ def random_control(edit: SeaEdit, number: int) -> SeaEdit:
 def heldout_truthfulqa(config: SeaConfig, notes: list[str]) -> list[Any]:
     """The TruthfulQA questions not among the fit's demonstrations, seeded subset of
     ``evaluate.limit`` (empty, with a note, when the benchmark file is missing)."""
-    from sea_dist.data import load_demonstrations, load_truthfulqa_items
-    from sea_dist.evaluate.runner import subset, task_file
-
     what = "gate: the effect is not measured and the gate refuses"
     path = task_file(config, "truthfulqa", what, notes)
     if path is None:
@@ -184,14 +188,6 @@ def gate_evaluation(
         DataError: the benchmark file is malformed.
     """
     from tqdm.auto import tqdm
-
-    from sea_dist.data import make_template
-    from sea_dist.edit import apply_edit, load_edit
-    from sea_dist.evaluate.capability import CapabilityInputs, measure_capability
-    from sea_dist.evaluate.loglik import EncodedPairs, SpanScores
-    from sea_dist.evaluate.runner import builtin_questions
-    from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
-    from sea_dist.evaluate.truthfulqa import mc_from_logprobs, truthfulqa_pairs
 
     if controls < 1:
         raise ConfigError(expected_found("gate evaluation: controls", "an integer >= 1", controls))

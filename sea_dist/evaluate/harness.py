@@ -19,9 +19,16 @@ from typing import Any
 import numpy as np
 
 from sea_dist.config import SeaConfig
+from sea_dist.data import load_truthfulqa_items
+from sea_dist.edit import apply_edit, load_edit
+from sea_dist.edit.fold import fold_blockers, fold_into
 from sea_dist.errors import ArtifactError, ConfigError, DataError, expected_found
 from sea_dist.evaluate.harness_tasks import LOCAL_TASKS, QAPrimerTemplate, build_tasks
+from sea_dist.evaluate.loglik import model_device
 from sea_dist.evaluate.report import MetricRow
+from sea_dist.evaluate.runner import subset, task_file
+from sea_dist.evaluate.truthfulqa import score_truthfulqa
+from sea_dist.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +133,6 @@ def run_lm_eval(
     from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
 
-    from sea_dist.evaluate.loglik import model_device
-
     device = str(model_device(model))
     with _quiet_lm_eval():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
@@ -175,8 +180,6 @@ def mc2_agreement(
     Both see lm-eval's prompt (the QA primer) and the same answer sets; any gap comes from
     tokenisation, batching and float rounding.
     """
-    from sea_dist.evaluate.truthfulqa import score_truthfulqa
-
     harness = run_lm_eval(model, tokenizer, items, ("truthfulqa_mc2",), batch_size)
     own = score_truthfulqa(model, tokenizer, items, QAPrimerTemplate(), batch_size)
     per_question = harness.per_question["truthfulqa_mc2"]
@@ -197,8 +200,6 @@ def check_foldable(edit: Any) -> None:
     Raises:
         ArtifactError: not a linear edit (see ``sea-dist export``); the hooks route still works.
     """
-    from sea_dist.edit.fold import fold_blockers
-
     reasons = fold_blockers(edit)
     if reasons:
         raise ArtifactError(
@@ -209,9 +210,6 @@ def check_foldable(edit: Any) -> None:
 
 @contextlib.contextmanager
 def _edited(loaded: Any, edit: Any, config: SeaConfig, folded: bool) -> Iterator[None]:
-    from sea_dist.edit import apply_edit
-    from sea_dist.edit.fold import fold_into
-
     layers = config.evaluate.layers
     handle = fold_into(loaded, edit, layers=layers) if folded else apply_edit(loaded, edit, layers)
     try:
@@ -253,11 +251,6 @@ def harness_before_after(
         ConfigError: lm-eval is not installed or an unknown task.
         ArtifactError: ``folded`` with an edit that does not fold.
     """
-    from sea_dist.data import load_truthfulqa_items
-    from sea_dist.edit import load_edit
-    from sea_dist.evaluate.runner import subset, task_file
-    from sea_dist.models import load_model
-
     require_lm_eval()
     tasks = parse_tasks(list(tasks))
     edit = load_edit(edit_source, registry=registry)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ def metrics_table(rows: Sequence[MetricRow]) -> str:
 
 
 def _load_fit(fit_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    from safetensors.numpy import load_file
-
     meta = json.loads((fit_dir / "fit.json").read_text(encoding="utf-8"))
     tensors = load_file(str(fit_dir / "projections.safetensors"))
     return meta, tensors

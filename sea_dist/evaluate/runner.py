@@ -22,8 +22,23 @@ from typing import Any
 import numpy as np
 
 from sea_dist.config import SeaConfig
+from sea_dist.data import (
+    load_bbq_items,
+    load_builtin_demonstrations,
+    load_heldout_demonstrations,
+    load_heldout_text,
+    load_truthfulqa_items,
+    make_template,
+)
+from sea_dist.data.locate import find_or_fetch_benchmark_file, missing_data_hint
+from sea_dist.edit import apply_edit, load_edit
 from sea_dist.errors import DataError
+from sea_dist.evaluate.bbq import score_bbq
+from sea_dist.evaluate.loglik import score_completions
+from sea_dist.evaluate.perplexity import perplexity
 from sea_dist.evaluate.report import MetricRow
+from sea_dist.evaluate.truthfulqa import score_truthfulqa
+from sea_dist.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +86,11 @@ def benchmark_file(config: SeaConfig, relative: str) -> Path | None:
     """Where a benchmark file is found: ``evaluate.data_dir``, ``$SEA_DIST_DATA_DIR``, the data
     cache, ``../shared/data``, else a download of its pinned source into the cache
     (:func:`sea_dist.data.locate.find_or_fetch_benchmark_file`); None if none works."""
-    from sea_dist.data.locate import find_or_fetch_benchmark_file
-
     return find_or_fetch_benchmark_file(relative, config.evaluate.data_dir)
 
 
 def benchmark_file_or_raise(config: SeaConfig, relative: str) -> Path:
     """:func:`benchmark_file`, or a one-line ``DataError`` naming the command that fetches it."""
-    from sea_dist.data.locate import missing_data_hint
-
     path = benchmark_file(config, relative)
     if path is None:
         raise DataError(missing_data_hint(relative))
@@ -88,8 +99,6 @@ def benchmark_file_or_raise(config: SeaConfig, relative: str) -> Path:
 
 def missing_benchmark(relative: str, what: str, notes: list[str]) -> None:
     """Say on the console (not only in the report) that ``relative`` is missing, and the fix."""
-    from sea_dist.data.locate import missing_data_hint
-
     hint = missing_data_hint(relative)
     log.warning("%s: %s", what, hint)
     notes.append(f"{what}: {hint}")
@@ -98,8 +107,6 @@ def missing_benchmark(relative: str, what: str, notes: list[str]) -> None:
 def builtin_questions(config: SeaConfig, notes: list[str]) -> list[Any]:
     """The built-in questions to score: the part ``data.holdout`` kept out of the fit when the
     fit used them, else all of them (with a note when that makes the accuracy in-sample)."""
-    from sea_dist.data import load_builtin_demonstrations, load_heldout_demonstrations
-
     if config.data.source != "builtin":
         return load_builtin_demonstrations()
     held = load_heldout_demonstrations(config.data)
@@ -117,17 +124,6 @@ def builtin_questions(config: SeaConfig, notes: list[str]) -> list[Any]:
 
 def _scorers(config: SeaConfig, tokenizer: Any, notes: list[str]) -> dict[str, Scorer]:
     """Prepare each task's items once; each scorer maps a model to ``[(metric, value)]``."""
-    from sea_dist.data import (
-        load_bbq_items,
-        load_heldout_text,
-        load_truthfulqa_items,
-        make_template,
-    )
-    from sea_dist.evaluate.bbq import score_bbq
-    from sea_dist.evaluate.loglik import score_completions
-    from sea_dist.evaluate.perplexity import perplexity
-    from sea_dist.evaluate.truthfulqa import score_truthfulqa
-
     template = make_template(config.data, tokenizer)
     batch = config.evaluate.batch_size
     limit = config.evaluate.limit
@@ -201,9 +197,6 @@ def evaluate_before_after(
         Metric rows (same order as the tasks) and notes for the report.
     """
     from tqdm.auto import tqdm
-
-    from sea_dist.edit import apply_edit, load_edit
-    from sea_dist.models import load_model
 
     loaded = loaded or load_model(config.model)
     edit = load_edit(edit_source, registry=registry)

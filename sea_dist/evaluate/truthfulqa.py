@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from sea_dist.data import PromptTemplate
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import score_completions
 
@@ -226,8 +227,6 @@ def score_truthfulqa(
         Per-question scores in input order.
     """
     if template is None:
-        from sea_dist.data import PromptTemplate
-
         template = PromptTemplate("qa")
     pairs, layout = truthfulqa_pairs(items, template)
     logprob = score_completions(model, tokenizer, pairs, batch_size, max_length).logprob

@@ -133,7 +133,8 @@ def array_ops(device: torch.device | None = None) -> ArrayOps:
     chosen = device if device is not None else _DEVICE.get()
     if chosen is None:
         return NUMPY_OPS
-    from sea_dist.fit.torch_ops import TorchOps  # torch is imported only when a device is used
+
+    from sea_dist.fit.torch_ops import TorchOps  # torch loads only when a device is used
 
     return TorchOps(chosen)
 

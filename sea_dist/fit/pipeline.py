@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sea_dist.config import FitConfig
 from sea_dist.errors import FitError, expected_found
 from sea_dist.feature_maps import FeatureMap
+from sea_dist.fit.partitions import memory_budget
 from sea_dist.fit.projections import fit_layer
 from sea_dist.fit.result import FitResult, LayerProjection, check_output_dir, now_utc
+from sea_dist.fit.schedulers import open_scheduler
 from sea_dist.fit.svd import choose_path, use_device
 from sea_dist.store import ActivationStore, StoreSpec
 
@@ -67,7 +69,6 @@ def fit_store(
     """
     from tqdm.auto import tqdm
 
-    from sea_dist.fit.schedulers import open_scheduler
     from sea_dist.fit.streaming import compute_moments
 
     config = config or FitConfig()
@@ -169,8 +170,6 @@ def layer_groups(
     (the other half is for the pass's running accumulators; see
     :func:`sea_dist.fit.partitions.memory_budget`, the default). At least one layer per group.
     """
-    from sea_dist.fit.partitions import memory_budget
-
     budget = memory_budget() if budget is None else budget
     size = max(1, (budget // 2) // max(1, result_bytes))
     return [tuple(layers[i : i + size]) for i in range(0, len(layers), size)]
@@ -228,8 +227,6 @@ def fit_line(
 def _pass_progress(bar: Any, local: bool) -> Any:
     """A Dask callback that counts the pass's finished tasks on ``bar`` (local schedulers only:
     Dask's callbacks run where the tasks are scheduled), else a no-op context."""
-    from contextlib import nullcontext
-
     from dask.callbacks import Callback
 
     if not local or bar.disable:
@@ -251,7 +248,8 @@ def _torch_device(name: str) -> torch.device | None:
     """The resolved ``fit.device`` (None: numpy); torch is imported only for a device."""
     if name == "cpu":
         return None
-    from sea_dist.fit.torch_ops import resolve_device
+
+    from sea_dist.fit.torch_ops import resolve_device  # a CPU fit loads no torch
 
     return resolve_device(name)
 

@@ -34,6 +34,7 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.diagnostics import ProgressBar
 
 from sea_dist.errors import FitError, SeaDistError, expected_found
 from sea_dist.feature_maps import phi
@@ -311,8 +312,6 @@ def compute_moments(
     )
     bar: Any = nullcontext()
     if progress and scheduler.local:
-        from dask.diagnostics import ProgressBar
-
         bar = ProgressBar(out=sys.stderr)  # stdout is for results
     try:
         with bar:

@@ -36,7 +36,7 @@ from sea_dist.errors import ConfigError, FitError, expected_found
 from sea_dist.feature_maps import phi
 from sea_dist.fit.covariance import LayerMoments
 from sea_dist.store import StoreSpec
-from sea_dist.store.integrity import LayerCheck
+from sea_dist.store.integrity import LayerCheck, read_checked
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,6 @@ def store_moments(
     import zarr
 
     from sea_dist.fit.streaming import block_ranges, layer_checks
-    from sea_dist.store.integrity import read_checked
 
     checks = checks if checks is not None else layer_checks(url, spec)
     ranges = block_ranges(spec.n_rows, spec.rows_per_shard, spec.d_model, chunk_rows)

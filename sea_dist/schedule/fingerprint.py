@@ -26,7 +26,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import HfApi, constants, try_to_load_from_cache
+
 from sea_dist.config import DEMO_MODEL_ID, ModelConfig, SeaConfig, config_to_dict
+from sea_dist.data import demonstrations_fingerprint, load_demonstrations, make_template
 from sea_dist.errors import ModelError, expected_found
 from sea_dist.format.hashing import sha256_files
 from sea_dist.provision import DEMO_PACKAGE, ensure_demo_model
@@ -98,7 +101,6 @@ def _hub_revision(model_id: str, revision: str | None) -> str:
     wanted = revision or "main"
     if _COMMIT_RE.match(wanted):
         return wanted
-    from huggingface_hub import constants
 
     ref = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}" / "refs" / wanted
     if ref.is_file():
@@ -113,8 +115,6 @@ def _hub_revision(model_id: str, revision: str | None) -> str:
             )
         )
     try:
-        from huggingface_hub import HfApi
-
         sha = HfApi().model_info(model_id, revision=wanted).sha
     except Exception as error:  # network, auth and missing repos all mean "cannot resolve"
         raise ModelError(
@@ -166,8 +166,6 @@ def resolve_model_revision(config: ModelConfig) -> str:
             )
         )
     if config.gguf_file:
-        from huggingface_hub import try_to_load_from_cache
-
         cached = try_to_load_from_cache(config.id, config.gguf_file, revision=config.revision)
         if not isinstance(cached, str):  # never download gigabytes just to fingerprint them
             raise ModelError(
@@ -184,7 +182,7 @@ def resolve_model_revision(config: ModelConfig) -> str:
 
 def _tokenizer_for(config: ModelConfig) -> Any:
     """A tokenizer for chat templates (only the ``chat`` template needs one)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # the scheduler loads transformers only for this
 
     if config.id == DEMO_MODEL_ID:
         return AutoTokenizer.from_pretrained(str(ensure_demo_model()))
@@ -202,8 +200,6 @@ def compute_demonstrations_fingerprint(config: SeaConfig) -> str:
 
     Only the ``chat`` template loads a tokenizer (never model weights).
     """
-    from sea_dist.data import demonstrations_fingerprint, load_demonstrations, make_template
-
     tokenizer = _tokenizer_for(config.model) if config.data.template == "chat" else None
     template = make_template(config.data, tokenizer)
     return demonstrations_fingerprint(load_demonstrations(config.data), template)

@@ -34,6 +34,8 @@ from pathlib import Path
 from sea_dist.config import ScheduleConfig, ScheduleEntry, SeaConfig, load_config
 from sea_dist.cron import CronExpression
 from sea_dist.errors import ConfigError, SeaDistError, expected_found
+from sea_dist.registry import open_registry
+from sea_dist.registry.refs import NotFoundError
 from sea_dist.schedule.fingerprint import compute_input_fingerprint
 from sea_dist.schedule.history import (
     ERROR,
@@ -76,9 +78,6 @@ def registry_latest(registry: str, name: str) -> Published | None:
 
     Reads the manifest key ``input_fingerprint`` of ``name@latest``.
     """
-    from sea_dist.registry import open_registry
-    from sea_dist.registry.refs import NotFoundError
-
     reader = open_registry(registry)
     try:
         manifest = reader.manifest(f"{name}@latest")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+
 import zarr
 
 from sea_dist.errors import StoreError, excerpt
@@ -39,8 +41,6 @@ def open_group(url: str, mode: str = "r") -> zarr.Group:
 
 def _folder_entries(url: str) -> list[str]:
     """Names in the folder at ``url`` (empty when it is no folder or cannot be listed)."""
-    import posixpath
-
     try:
         fs, path = fresh_fs(url)
         if not fs.isdir(path):

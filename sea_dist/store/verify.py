@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import zarr
 
 from sea_dist.errors import StoreError, excerpt
 from sea_dist.store.integrity import (
@@ -139,8 +140,6 @@ def _check_markers(store: ActivationStore, markers: ShardMarkers, report: Verify
 
 def _check_chunks(store: ActivationStore, markers: ShardMarkers, report: VerifyReport) -> None:
     """Read every chunk of every done shard once (one chunk per read: every problem is found)."""
-    import zarr
-
     checks = store.layer_checks(markers)
     done = sorted(markers.done)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sea_dist.collect.record import ActivationRecorder
 from sea_dist.config import FitConfig
 from sea_dist.edit.loader import edit_from_fields
 from sea_dist.edit.projections import SeaEdit
@@ -30,6 +31,7 @@ from sea_dist.feature_maps import FeatureMap
 from sea_dist.fit.covariance import LayerMoments
 from sea_dist.fit.projections import spectra
 from sea_dist.fit.rank import captured_energy, select_k
+from sea_dist.layers import resolve_layers, site_modules
 from sea_dist.studies.space import Setting, Variant
 
 
@@ -83,9 +85,6 @@ def record_sites(
     Returns:
         ``({site: Recorded}, generated neutral texts)``.
     """
-    from sea_dist.collect.record import ActivationRecorder
-    from sea_dist.layers import site_modules
-
     n = loaded.n_layers
     layers = tuple(range(n))
     modules: dict[int, torch.nn.Module] = {}
@@ -226,8 +225,6 @@ def directions(
 
 def edited_layers(setting: Setting, n_layers: int) -> tuple[int, ...]:
     """The model layers ``setting`` edits (its layer spec over the model's layers)."""
-    from sea_dist.layers import resolve_layers
-
     return resolve_layers(setting.layers, n_layers)
 
 
@@ -264,8 +261,6 @@ def build_edit(variant: Variant, fit: StudyFit, model: ModelInfo, source: str) -
 
 def check_space(settings: Sequence[Setting], n_layers: int) -> None:
     """Refuse settings whose layers do not exist in the model, before any work."""
-    from sea_dist.layers import resolve_layers
-
     for setting in settings:
         try:
             resolve_layers(setting.layers, n_layers)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sea_dist.config import SeaConfig, config_from_dict
+from sea_dist.config import SeaConfig, config_from_dict, read_config_document
 from sea_dist.errors import ConfigError, expected_found
 from sea_dist.format.recipe import DamageBudget
 from sea_dist.studies.space import PRESETS, Setting, parse_space, preset
@@ -172,8 +172,6 @@ def load_study_config(path: str | Path, section: str) -> tuple[SeaConfig, Any]:
     Raises:
         ConfigError: the file is missing or invalid.
     """
-    from sea_dist.config import read_config_document
-
     data = read_config_document(path)
     if data is None:
         data = {}

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
@@ -131,7 +132,6 @@ class RestartCache:
         self._names = {id(module): name for name, module in model.named_modules()}
         self.capture_layers = frozenset(self._checked_layer(c) for c in capture_layers)
         self._verdicts: dict[int, bool] = {}
-        import transformers  # lazy: only the version is needed
 
         parameter = next(iter(model.parameters()), None)
         self._identity = {

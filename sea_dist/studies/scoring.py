@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from sea_dist.edit import apply_edit
 from sea_dist.edit.projections import SeaEdit
+from sea_dist.evaluate.capability import greedy_answers
 from sea_dist.evaluate.loglik import EncodedPairs
+from sea_dist.evaluate.perplexity import perplexity
 from sea_dist.studies.space import Setting
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,6 @@ class VariantScorer:
         if edit is None or setting is None:
             yield None
             return
-        from sea_dist.edit import apply_edit
 
         handle = apply_edit(
             self.loaded, edit, layers="all", alpha=setting.alpha, positions=setting.positions
@@ -130,8 +132,6 @@ class VariantScorer:
         text (every token after the first edited): the conservative reading, since plain text
         has no prompt and a zero-length answer would hide all damage.
         """
-        from sea_dist.evaluate.perplexity import perplexity
-
         cached = self.cache.get(key)
         if cached is not None:
             return float(cached["perplexity"])
@@ -155,8 +155,6 @@ class VariantScorer:
         max_new_tokens: int,
     ) -> list[str]:
         """Greedy answers to ``prompts`` under the variant (cached)."""
-        from sea_dist.evaluate.capability import greedy_answers
-
         cached = self.cache.get(key)
         if cached is not None:
             return [str(text) for text in cached["answers"]]

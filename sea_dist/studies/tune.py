@@ -36,7 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from sea_dist.collect.record import RecordOptions
 from sea_dist.config import SeaConfig
+from sea_dist.data import load_heldout_text, make_template
+from sea_dist.data.truthfulqa import demonstrations_from_items
+from sea_dist.evaluate.capability import CapabilityInputs, answer_rate
 from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
 from sea_dist.evaluate.truthfulqa import mc_from_logprobs
 from sea_dist.studies.fits import (
@@ -45,9 +49,12 @@ from sea_dist.studies.fits import (
     StudyFit,
     build_edit,
     edited_layers,
+    fit_recorded,
+    record_sites,
 )
 from sea_dist.studies.options import TuneOptions
 from sea_dist.studies.questions import QuestionSet, split_dev
+from sea_dist.studies.restart import RestartCache
 from sea_dist.studies.scoring import ScoreCache, VariantScorer
 from sea_dist.studies.space import Setting, Variant, setting_id, variant_id, variants_of
 
@@ -65,8 +72,6 @@ class Tune:
         out: Path,
         progress: bool = True,
     ) -> None:
-        from sea_dist.data import make_template
-
         self.config = config
         self.options = options
         self.loaded = loaded
@@ -90,8 +95,6 @@ class Tune:
         layers are the restart cache's capture layers.
         """
         self.settings = list(settings)
-        from sea_dist.data import load_heldout_text
-        from sea_dist.evaluate.capability import CapabilityInputs
 
         options = self.options
         tokenizer = self.loaded.tokenizer
@@ -107,8 +110,6 @@ class Tune:
         folder = self.out / "cache" / fingerprint
         restart = None
         if options.restart:
-            from sea_dist.studies.restart import RestartCache
-
             starts = {min(edited_layers(s, self.info.n_layers)) for s in self.settings}
             restart = RestartCache(
                 self.loaded.model,
@@ -149,10 +150,6 @@ class Tune:
 
     def record(self, settings: Sequence[Setting]) -> None:
         """Record the fit part's demonstrations at every site ``settings`` need (cached)."""
-        from sea_dist.collect.record import RecordOptions
-        from sea_dist.data.truthfulqa import demonstrations_from_items
-        from sea_dist.studies.fits import record_sites
-
         assert self.scorer is not None
         cache = self.scorer.cache
         sites = sorted({s.site for s in settings} - set(self.recorded))
@@ -186,8 +183,6 @@ class Tune:
 
     def fit(self, setting: Setting) -> StudyFit:
         """The setting's fit (shared by settings with the same fit key)."""
-        from sea_dist.studies.fits import fit_recorded
-
         if setting.fit_key not in self.fits:
             self.record([setting])
             self.fits[setting.fit_key] = fit_recorded(self.recorded[setting.site], setting)
@@ -239,8 +234,6 @@ class Tune:
 
     def answer_rate(self, setting: Setting | None) -> float:
         """Share of greedy built-in answers that contain the true answer."""
-        from sea_dist.evaluate.capability import answer_rate
-
         texts = self.answers(setting, self.capability.prompts, "builtin")
         return answer_rate(texts, self.capability.truths)
 

@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from sea_dist.config import SeaConfig
+from sea_dist.data import load_truthfulqa_items
 from sea_dist.errors import ConfigError, expected_found
+from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
+from sea_dist.models import load_model
 from sea_dist.studies.fits import check_space
 from sea_dist.studies.options import TuneOptions
 from sea_dist.studies.selection import successive_halving
+from sea_dist.studies.space import PRESETS
 from sea_dist.studies.tune import Tune
+from sea_dist.studies.tune_report import summarise, write_tune_report
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +39,6 @@ def run_tune(
     Returns:
         The summary written to ``tune.json``.
     """
-    from sea_dist.data import load_truthfulqa_items
-    from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
-    from sea_dist.models import load_model
-    from sea_dist.studies.space import PRESETS
-    from sea_dist.studies.tune_report import summarise, write_tune_report
-
     folds = (options.dev, options.test)
     files = [benchmark_file_or_raise(config, f"truthfulqa/{name}") for name in folds]
     if files[0].resolve() == files[1].resolve():

@@ -30,10 +30,20 @@ from typing import Any
 
 import numpy as np
 
+from sea_dist.collect.record import RecordOptions
 from sea_dist.config import SeaConfig
+from sea_dist.data import (
+    load_builtin_demonstrations,
+    load_heldout_text,
+    load_truthfulqa_items,
+    make_template,
+)
+from sea_dist.data.truthfulqa import demonstrations_from_items
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import EncodedPairs
+from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
 from sea_dist.evaluate.truthfulqa import AnswerLayout, truthfulqa_pairs
+from sea_dist.models import load_model
 from sea_dist.studies.fits import (
     ModelInfo,
     Recorded,
@@ -41,10 +51,13 @@ from sea_dist.studies.fits import (
     build_edit,
     check_space,
     fit_recorded,
+    record_sites,
 )
 from sea_dist.studies.scoring import ScoreCache, VariantScorer
 from sea_dist.studies.space import Setting, Variant, variant_id, variants_of
+from sea_dist.studies.twofold_bbq import run_bbq
 from sea_dist.studies.twofold_options import TwofoldOptions, check_options
+from sea_dist.studies.twofold_report import summarise, write_twofold_report
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +97,6 @@ def fold_items(config: SeaConfig, limit: int | None) -> list[list[Any]]:
     Raises:
         DataError: a fold file is found nowhere (the message names the fetch command).
     """
-    from sea_dist.data import load_truthfulqa_items
-    from sea_dist.evaluate.runner import benchmark_file_or_raise, subset
-
     return [
         subset(load_truthfulqa_items(benchmark_file_or_raise(config, f"truthfulqa/{name}")), limit)
         for name in FOLD_FILES
@@ -117,8 +127,6 @@ class TwofoldStudy:
         options: TwofoldOptions,
         progress: bool = True,
     ) -> None:
-        from sea_dist.data import make_template
-
         self.config = config
         self.loaded = loaded
         self.options = options
@@ -142,9 +150,6 @@ class TwofoldStudy:
 
     def prepare(self, folds: list[list[Any]]) -> StudyData:
         """Demonstrations, tokenised test sets and capability inputs of both folds."""
-        from sea_dist.data import load_builtin_demonstrations, load_heldout_text
-        from sea_dist.data.truthfulqa import demonstrations_from_items
-
         tokenizer = self.loaded.tokenizer
         data = self.config.data
         demos = [demonstrations_from_items(items, data.positive, data.negative) for items in folds]
@@ -177,8 +182,6 @@ class TwofoldStudy:
     ) -> dict[str, Recorded]:
         """Activations of ``demos`` at every layer of each site (one pass for the missing sites,
         one neutral generation; cached per task, fold and site)."""
-        from sea_dist.collect.record import RecordOptions
-        from sea_dist.studies.fits import record_sites
 
         def name(site: str) -> str:
             return f"activations-{task}-fold{fold + 1}-{site}"
@@ -296,10 +299,6 @@ def run_twofold(
         The summary written to ``twofold.json``.
     """
     from tqdm.auto import tqdm
-
-    from sea_dist.models import load_model
-    from sea_dist.studies.twofold_bbq import run_bbq
-    from sea_dist.studies.twofold_report import summarise, write_twofold_report
 
     options = options or TwofoldOptions()
     check_options(options)

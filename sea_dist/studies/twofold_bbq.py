@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from sea_dist.data import bbq_demonstration, load_bbq_items
 from sea_dist.errors import DataError, expected_found
+from sea_dist.evaluate.bbq import bbq_prompt
 from sea_dist.evaluate.loglik import EncodedPairs
 from sea_dist.evaluate.stats import paired_bootstrap
 from sea_dist.studies.space import Setting, variants_of
@@ -23,8 +25,6 @@ from sea_dist.studies.space import Setting, variants_of
 
 def bbq_folds(path: Path, limit: int | None, seed: int = 0) -> list[list[Any]]:
     """Two disjoint halves of the BBQ rows (``limit`` rows each when set)."""
-    from sea_dist.data import load_bbq_items
-
     if not path.is_file():
         raise DataError(
             expected_found("BBQ two-fold", str(path), "no such file", "set evaluate.data_dir")
@@ -49,8 +49,6 @@ def run_bbq(study: Any, setting: Setting, options: Any) -> dict[str, Any]:
     Returns:
         ``{"setting", "n", "unedited", "sea", "random", "swapped", "vs": {...}}``.
     """
-    from sea_dist.data import bbq_demonstration
-    from sea_dist.evaluate.bbq import bbq_prompt
     from sea_dist.evaluate.runner import BBQ_FILE, benchmark_file_or_raise
 
     path = benchmark_file_or_raise(study.config, BBQ_FILE)

@@ -38,6 +38,7 @@ class Graph:
     files: dict[str, Path]
     edges: list[Edge]
     external: dict[str, dict[str, int]]  # module -> third-party top names imported at module level
+    deferred_external: list[tuple[str, str, int]]  # (module, top name, line) imported in a function
 
     def where(self, edge: Edge) -> str:
         path = self.files[edge.source].relative_to(self.root).as_posix()
@@ -133,12 +134,15 @@ def scan(root: Path, folders: Iterable[str], first_party: str) -> Graph:
 
     edges: list[Edge] = []
     external: dict[str, dict[str, int]] = {}
+    deferred_external: list[tuple[str, str, int]] = []
     for module, collector in collected.items():
         for base, name, line, kind in collector.found:
             top = base.split(".")[0]
             if top != first_party and base not in files and top not in files:
                 if kind == MODULE:
                     external.setdefault(module, {}).setdefault(top, line)
+                elif kind == FUNCTION:
+                    deferred_external.append((module, top, line))
                 continue
             targets: list[str] = []
             if name is not None and f"{base}.{name}" in files:
@@ -151,7 +155,7 @@ def scan(root: Path, folders: Iterable[str], first_party: str) -> Graph:
         for text, line in collector.strings:
             if "." in text and text in files and text != module:
                 edges.append(Edge(module, text, line, DYNAMIC))
-    return Graph(root, first_party, files, list(dict.fromkeys(edges)), external)
+    return Graph(root, first_party, files, list(dict.fromkeys(edges)), external, deferred_external)
 
 
 def unit_of(module: str, first_party: str) -> str:
@@ -275,3 +279,56 @@ def heavy_imports(graph: Graph, start: str, forbidden: Iterable[str]) -> list[st
                 where = f"{graph.files[module].relative_to(graph.root).as_posix()}:{line}"
                 problems.append(f"{start} loads {name}: {' -> '.join(chain)} ({where})")
     return sorted(problems)
+
+
+def packages_loaded_on_import(graph: Graph, start: str) -> set[str]:
+    """Third-party top-level names that ``import start`` loads (its module-level closure)."""
+    return {
+        name for module in loaded_on_import(graph, start) for name in graph.external.get(module, {})
+    }
+
+
+def deferred_imports(graph: Graph) -> dict[tuple[str, int], set[str]]:
+    """Every import inside a function (not type-only): ``(module, line) -> packages it loads``.
+
+    A first-party import counts as the third-party packages its target loads at import; a
+    third-party or standard-library import as its own top-level name.
+    """
+    found: dict[tuple[str, int], set[str]] = {}
+    for edge in graph.edges:
+        if edge.kind == FUNCTION:
+            loads = packages_loaded_on_import(graph, edge.target)
+            found.setdefault((edge.source, edge.line), set()).update(loads)
+    for module, name, line in graph.deferred_external:
+        found.setdefault((module, line), set()).add(name)
+    return found
+
+
+def needless_deferrals(
+    graph: Graph,
+    optional: Iterable[str],
+    entry_heavy: Mapping[str, Iterable[str]],
+    allowed: Mapping[tuple[str, str], str],
+) -> list[str]:
+    """Imports inside functions that no optional dependency requires.
+
+    A deferred import earns its place when it loads an ``optional`` package (one the base install
+    lacks) that its module does not already load at import. Modules under a prefix of
+    ``entry_heavy`` may also defer those packages (the entry layer keeps ``--help`` instant), and
+    ``allowed`` names ``(module, package)`` pairs deferred for a stated reason.
+    """
+    optional = set(optional)
+    problems = []
+    for (module, line), loads in sorted(deferred_imports(graph).items()):
+        worth = set(optional)
+        for prefix, extra in entry_heavy.items():
+            if module == prefix or module.startswith(prefix + "."):
+                worth |= set(extra)
+        if (loads & worth) - packages_loaded_on_import(graph, module):
+            continue
+        if any((module, name) in allowed for name in loads):
+            continue
+        where = f"{graph.files[module].relative_to(graph.root).as_posix()}:{line}"
+        what = ", ".join(sorted(loads)) or "no third-party package"
+        problems.append(f"{where}: a deferred import that loads {what}")
+    return problems

@@ -12,7 +12,9 @@ has gone, with a message to delete its entry: the lists only shrink.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +30,7 @@ from import_graph import (
     heavy_imports,
     layering_violations,
     loaded_on_import,
+    needless_deferrals,
     scan,
     unit_of,
 )
@@ -153,6 +156,29 @@ KNOWN_MODULE_CYCLES: dict[tuple[str, ...], str] = {}
 SERVING_PACKAGES = ("sea_dist.edit", "sea_dist.format")
 DISTRIBUTED_STACK = frozenset({"ray", "dask", "distributed", "zarr", "pyarrow", "matplotlib"})
 
+# Imports inside functions are for optional dependencies only (issue 14): a module that can run in
+# the base install defers what an extra brings. Beyond that, the entry layer may defer the heavy
+# base libraries so `sea-dist --help` answers in 0.2 s instead of 2-4 s, and these pairs are
+# deferred for the reason given.
+ENTRY_HEAVY = {"sea_dist.cli": ("torch", "transformers"), "jobs": ("torch", "transformers")}
+DEFERRED_FOR_A_REASON: dict[tuple[str, str], str] = {
+    ("sea_dist.registry.loader", "torch"): "an artifact is read as numpy without torch "
+    "(tests/unit/registry/test_artifact_loader_imports.py); torch only for framework='torch'",
+    ("sea_dist.edit.export", "transformers"): "importing sea_dist.edit loads torch only; "
+    "transformers loads when an export is verified",
+    ("sea_dist.feature_maps", "torch"): "the fit applies the maps to numpy arrays: its Dask "
+    "workers do not load torch; torch loads when the edit applies a map to a tensor",
+    ("sea_dist.fit.pipeline", "torch"): "a fit on the CPU (numpy) loads no torch",
+    ("sea_dist.fit.backend", "torch"): "a fit on the CPU (numpy) loads no torch",
+    ("sea_dist.provision", "torch"): "the scheduler (a long-running cron process) finds the demo "
+    "model without loading torch or transformers; they load to convert a GGUF",
+    ("sea_dist.provision", "transformers"): "as for torch",
+    ("sea_dist.schedule.fingerprint", "transformers"): "the scheduler loads a tokenizer only "
+    "for a chat template",
+    ("sea_dist.evaluate.harness_tasks", "datasets"): "part of the lm-eval extra (lm-eval's task "
+    "API takes a datasets.Dataset), imported beside lm_eval",
+}
+
 K = TypeVar("K")
 
 
@@ -248,6 +274,44 @@ def test_serving_packages_load_no_distributed_stack(graph: Graph, package: str) 
     assert heavy_imports(graph, package, DISTRIBUTED_STACK) == []
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def optional_import_names() -> set[str]:
+    """Import names of the packages pyproject's runtime extras add to the base install."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    base = {_requirement_name(r) for r in project["dependencies"]}
+    extras = {
+        _requirement_name(r)
+        for extra, requirements in project["optional-dependencies"].items()
+        if extra != "dev"
+        for r in requirements
+        if not r.startswith("sea-dist")
+    } - base
+    return {
+        name
+        for name, distributions in importlib.metadata.packages_distributions().items()
+        if any(_requirement_name(d) in extras for d in distributions)
+    }
+
+
+def test_optional_import_names_come_from_the_extras() -> None:
+    names = optional_import_names()
+    assert {"ray", "dask", "zarr", "pyarrow", "fsspec", "matplotlib", "lm_eval"} <= names
+    assert not names & {"torch", "transformers", "safetensors", "numpy", "json"}
+
+
+def test_imports_are_deferred_only_for_optional_dependencies(graph: Graph) -> None:
+    problems = needless_deferrals(
+        graph, optional_import_names(), ENTRY_HEAVY, DEFERRED_FOR_A_REASON
+    )
+    assert problems == [], (
+        "move these imports to the top of their module (no optional dependency requires "
+        "deferring them):\n" + "\n".join(problems)
+    )
+
+
 def _write(root: Path, files: Mapping[str, str]) -> None:
     for name, text in files.items():
         path = root / name
@@ -300,3 +364,29 @@ def test_scanner_finds_violations_and_cycles_in_a_synthetic_package(tmp_path: Pa
     assert messages[0].startswith("NEW: ('toy.low.base', 'toy.high')")
     assert "no longer occurs. Delete its entry from KNOWN_VIOLATIONS" in messages[1]
     assert ratchet(violations, {**violations}, "KNOWN_VIOLATIONS") == []
+
+
+def test_needless_deferrals_are_found_in_a_synthetic_package(tmp_path: Path) -> None:
+    """Deferring an optional package passes; stdlib, a light module or a loaded one does not."""
+    _write(
+        tmp_path,
+        {
+            "toy/__init__.py": "",
+            "toy/light.py": "import json\n",
+            "toy/remote.py": "import ray\n",
+            "toy/use.py": (
+                "import dask\n"
+                "def a():\n    import ray\n"  # optional, not loaded here: fine
+                "def b():\n    from toy import remote\n"  # loads ray: fine
+                "def c():\n    import json\n"  # standard library: needless
+                "def d():\n    from toy import light\n"  # loads nothing optional: needless
+                "def e():\n    import dask.array\n"  # already loaded at import: needless
+                "def f():\n    import torch\n"  # a base package, allowed by name below
+            ),
+        },
+    )
+    toy = scan(tmp_path, ["toy"], "toy")
+    found = needless_deferrals(toy, {"ray", "dask"}, {}, {("toy.use", "torch"): "reason"})
+    assert [problem.split(":")[1] for problem in found] == ["7", "9", "11"]
+    entry = needless_deferrals(toy, {"ray", "dask"}, {"toy.use": ("json", "torch")}, {})
+    assert [problem.split(":")[1] for problem in entry] == ["11"]  # light loads json: fine

@@ -201,7 +201,7 @@ def test_layer_groups_bound_the_pass_results() -> None:
 def test_one_layer_per_pass_gives_the_same_fit(
     make_store, monkeypatch: pytest.MonkeyPatch, svd: str
 ) -> None:
-    import sea_dist.fit.partitions as partitions
+    import sea_dist.fit.pipeline as pipeline
     import sea_dist.fit.streaming as streaming
 
     store = make_store(n=16, d=24, layers=(0, 2, 5), rows_per_shard=4)
@@ -215,7 +215,7 @@ def test_one_layer_per_pass_gives_the_same_fit(
         return original(*args, **kwargs)
 
     # A memory budget that holds one layer's statistics at a time: one pass per layer.
-    monkeypatch.setattr(partitions, "memory_budget", lambda: 2 * 8 * 24 * 24 * 3)
+    monkeypatch.setattr(pipeline, "memory_budget", lambda: 2 * 8 * 24 * 24 * 3)
     monkeypatch.setattr(streaming, "compute_moments", counted)
     apart = fit_store(store.url, config)
     assert passes == [(0,), (2,), (5,)]
