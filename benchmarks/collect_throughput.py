@@ -200,9 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--data-dir", default=None, help="benchmark data (default ../shared/data)")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["SEA_DIST_DATA_DIR"] = args.data_dir
-
     import ray
 
     from sea_dist.collect import collect
@@ -213,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sea-collect-bench-"))
     config = SeaConfig(
         model=ModelConfig(id=DEMO_MODEL_ID),
-        data=DataConfig(source="truthfulqa", limit=args.limit),
+        data=DataConfig(source="truthfulqa", limit=args.limit, data_dir=args.data_dir),
         collect=CollectConfig(
             layers="all",
             site="residual",

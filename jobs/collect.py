@@ -5,11 +5,11 @@ Submit with, e.g.::
     ray job submit --working-dir . -- /path/to/venv/bin/python jobs/collect.py \
         --config jobs/configs/default.yaml
 
-``ray.init()`` joins the cluster the job was submitted to (``RAY_ADDRESS`` is set by Ray); run
-directly, it starts a local cluster. Takes the options of ``sea-dist collect``. The last line
-printed is ``SEA_DIST_RESULT {json}`` with ``status`` ``ok`` (and the store, rows, tokens, shard
-counts) or ``error``; the exit code is 0 on success, 2 for bad input (SeaDistError), 1 otherwise
-(the contract of :mod:`sea_dist.cli.job_entry`).
+:func:`~sea_dist.cli.cluster.init_ray` joins the cluster the job was submitted to (Ray sets
+``RAY_ADDRESS``); run directly, it starts a local cluster. Takes the options of ``sea-dist
+collect``. The last line printed is ``SEA_DIST_RESULT {json}`` with ``status`` ``ok`` (and the
+store, rows, tokens, shard counts) or ``error``; the exit code is 0 on success, 2 for bad input
+(SeaDistError), 1 otherwise (the contract of :mod:`sea_dist.cli.job_entry`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sea_dist.cli.collect import add_collect_arguments, config_with_overrides
+from sea_dist.cli.cluster import init_ray
+from sea_dist.cli.collect import add_collect_arguments, collect_config
 from sea_dist.cli.job_entry import run_job
-from sea_dist.cluster import init_ray
-from sea_dist.config import load_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> Mapping[str, Any]:
         from sea_dist.collect.driver import collect
 
-        config = config_with_overrides(load_config(args.config), args)
+        config = collect_config(args)
         init_ray(config.collect.ray_address)
         summary = collect(config, overwrite=args.overwrite, progress=not args.no_progress)
         for line in summary.lines():

@@ -15,6 +15,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sea_dist.cli.environment import (
+    anchor_outputs_from_environment,
+    anchored_from_environment,
+    apply_environment,
+)
 from sea_dist.cli.job_entry import run_job
 from sea_dist.config import load_config
 from sea_dist.evaluate.report import metrics_table
@@ -30,11 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> Mapping[str, Any]:
         from sea_dist.evaluate.runner import evaluate_before_after
-        from sea_dist.outputs import anchor_outputs, anchored
 
-        config = anchor_outputs(load_config(args.config))
+        config = anchor_outputs_from_environment(apply_environment(load_config(args.config)))
         artifact = args.artifact or f"{config.publish.name}@latest"
-        registry = anchored(args.registry or config.publish.registry, "--registry")
+        registry = anchored_from_environment(args.registry or config.publish.registry, "--registry")
         metrics, notes = evaluate_before_after(config, artifact, registry=registry)
         print(metrics_table(metrics), flush=True)
         return {

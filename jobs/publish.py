@@ -16,7 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from sea_dist.cli.environment import anchor_outputs_from_environment, output_base_from_environment
 from sea_dist.cli.job_entry import run_job
+from sea_dist.config import SeaConfig, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,17 +40,15 @@ def main(argv: list[str] | None = None) -> int:
 
         fit_dir = args.fit_dir
         if fit_dir is None:
-            from sea_dist.config import SeaConfig, load_config
-            from sea_dist.outputs import anchor_outputs
-
             config = load_config(args.config) if args.config else SeaConfig()
-            fit_dir = anchor_outputs(config).fit.out  # where the fit job wrote it
+            fit_dir = anchor_outputs_from_environment(config).fit.out  # where the fit job wrote it
         resolved = publish_run(
             fit_dir,
             name=args.name,
             registry=args.registry or os.environ.get("SEA_DIST_REGISTRY") or None,
             aliases=tuple(args.alias),
             config_path=args.config,
+            output_base=output_base_from_environment(),
         )
         return {"artifact": resolved.ref, "sha256": resolved.sha256, "registry": resolved.registry}
 

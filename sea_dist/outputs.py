@@ -4,13 +4,15 @@ A Ray job submitted with ``--working-dir .`` runs inside Ray's temporary copy of
 (``<temp>/session_*/runtime_resources/working_dir_files/_ray_pkg_<hash>``), which Ray deletes.
 A relative ``sea-runs/...`` there would publish into a folder that disappears, so:
 
-- with ``$SEA_DIST_OUTPUT_BASE`` set (an absolute folder or an fsspec URL, named in the runtime
-  env's ``env_vars``), every relative output location is resolved against it;
-- without it, relative locations resolve against the working directory as usual, but a location
+- with an output base (``$SEA_DIST_OUTPUT_BASE``, an absolute folder or an fsspec URL named in
+  the runtime env's ``env_vars``; the entry layer reads it and passes it here as ``base``),
+  every relative output location is resolved against it;
+- without one, relative locations resolve against the working directory as usual, but a location
   that ends up inside Ray's temporary working-directory copy is refused with one line that says
   which setting to give.
 
-fsspec URLs (``s3://...``, ``memory://...``) are never changed.
+fsspec URLs (``s3://...``, ``memory://...``) are never changed. This module never reads the
+environment (:mod:`sea_dist.cli.environment` does).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 from sea_dist.config import SeaConfig, with_overrides
@@ -46,13 +47,19 @@ def ray_working_dir(cwd: Path) -> Path | None:
     return None
 
 
-def output_base(environ: Mapping[str, str] | None = None) -> str | None:
-    """``$SEA_DIST_OUTPUT_BASE`` (checked), or None when unset or empty.
+def output_base(value: str | None) -> str | None:
+    """An output base (the value of ``$SEA_DIST_OUTPUT_BASE``), checked; None when None or empty.
+
+    Args:
+        value: an absolute folder (``~`` expanded, ``file://`` stripped) or an fsspec URL.
+
+    Returns:
+        The folder as an absolute path string, or the URL unchanged; None for no base.
 
     Raises:
         ConfigError: the base is a relative path (it would move with the working directory).
     """
-    base = (os.environ if environ is None else environ).get(OUTPUT_BASE_ENV, "").strip()
+    base = (value or "").strip()
     if not base:
         return None
     local = base.removeprefix("file://")
@@ -99,22 +106,29 @@ def anchor_location(
     return str(absolute)
 
 
-def anchored(location: str, label: str) -> str:
-    """:func:`anchor_location` against ``$SEA_DIST_OUTPUT_BASE`` and the process's cwd."""
-    return anchor_location(location, label, base=output_base())
+def anchored(location: str, label: str, *, base: str | None = None) -> str:
+    """:func:`anchor_location` against ``base`` (checked by :func:`output_base`; None: no base)
+    and the process's cwd; an absolute location or a URL keeps its place."""
+    return anchor_location(location, label, base=output_base(base))
 
 
 def anchor_outputs(
-    config: SeaConfig, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+    config: SeaConfig, *, base: str | None = None, cwd: Path | None = None
 ) -> SeaConfig:
     """``config`` with every output location absolute (see the module docstring).
 
     Idempotent: an anchored config is returned unchanged. Every problem is reported at once.
 
+    Args:
+        config: the run config.
+        base: the output base (``$SEA_DIST_OUTPUT_BASE`` through the entry layer), checked by
+            :func:`output_base`; None resolves against ``cwd``.
+        cwd: the working directory (default: the process's).
+
     Raises:
-        ConfigError: one line per location that cannot be anchored.
+        ConfigError: one line per location that cannot be anchored (or a relative ``base``).
     """
-    base = output_base(environ)
+    base = output_base(base)
     problems: list[str] = []
     sections: dict[str, dict[str, str]] = {}
     for section, field in OUTPUT_FIELDS:

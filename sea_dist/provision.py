@@ -46,13 +46,14 @@ _SOURCE_FILE = "sea-dist-source.json"
 
 
 def default_cache_dir() -> Path:
-    """``$SEA_DIST_CACHE`` if set, else ``~/.cache/sea-dist``."""
-    env = os.environ.get("SEA_DIST_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/sea-dist").expanduser()
+    """The library's cache root, ``~/.cache/sea-dist`` (the CLI and jobs pass
+    ``$SEA_DIST_CACHE`` as ``model.cache_dir``)."""
+    return Path("~/.cache/sea-dist").expanduser()
 
 
 def cache_root(config: ModelConfig) -> Path:
-    """The cache root of ``config``: its ``cache_dir`` (user-expanded) or the default."""
+    """The cache root of ``config``: its ``cache_dir`` (user-expanded) or
+    :func:`default_cache_dir`."""
     return Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
 
 

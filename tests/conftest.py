@@ -28,8 +28,10 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Tests never download benchmark data from its public source; the automatic fetch is tested
-# against a loopback server (tests/unit/data/test_fetch.py), which turns it back on.
+# Tests never download benchmark data from its public source: off for the CLI and the jobs
+# (through sea_dist.cli.environment) and for library calls (the library default); the
+# automatic fetch is tested against a loopback server (tests/unit/data/test_fetch.py), which
+# turns it back on with data.fetch.
 os.environ["SEA_DIST_DATA_FETCH"] = "never"
 
 # Make `import tiny_models` work from every test module, whether or not tests/ is a package.
@@ -38,6 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import TYPE_CHECKING  # noqa: E402
 
 import pytest  # noqa: E402
+
+import sea_dist.data.locate as _locate  # noqa: E402
+
+_locate.FETCH_DEFAULT = False
 
 if TYPE_CHECKING:  # torch and transformers load only in tests that use these fixtures
     from sea_dist.models import LoadedModel
@@ -98,10 +104,12 @@ def no_benchmark_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     The shared folder is a fact of this machine, so its lookup is replaced (the one boundary).
     """
+    import sea_dist.data.fetch as fetch
     import sea_dist.data.locate as locate
 
     empty = tmp_path / "no-benchmark-data"
     empty.mkdir(exist_ok=True)
-    monkeypatch.setenv("SEA_DIST_DATA_DIR", str(empty))
+    monkeypatch.setenv("SEA_DIST_DATA_DIR", str(empty))  # the CLI and jobs
     monkeypatch.setenv("SEA_DIST_DATA_CACHE", str(empty))
+    monkeypatch.setattr(fetch, "default_data_cache_dir", lambda: empty)  # library calls
     monkeypatch.setattr(locate, "shared_data_dir", lambda: None)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from sea_dist.cli.cluster import init_ray
+from sea_dist.cli.environment import anchored_from_environment, apply_environment
 from sea_dist.config import load_config, with_overrides
 from sea_dist.store.target import check_store_target
 
 if TYPE_CHECKING:  # heavy imports stay inside the handlers so --help is instant
     from sea_dist.config import SeaConfig
 
-__all__ = ["add_collect_arguments", "config_with_overrides", "register"]
+__all__ = ["add_collect_arguments", "collect_config", "config_with_overrides", "register"]
 
 
 def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,13 +84,23 @@ def config_with_overrides(config: SeaConfig, args: argparse.Namespace) -> SeaCon
     return with_overrides(config, **sections) if sections else config
 
 
+def collect_config(args: argparse.Namespace) -> SeaConfig:
+    """The config a collection runs: the file, the command line's overrides, the environment
+    (:func:`~sea_dist.cli.environment.apply_environment`), and ``store.url`` anchored against
+    ``$SEA_DIST_OUTPUT_BASE`` (never inside a Ray job's temporary working-directory copy)."""
+    config = apply_environment(config_with_overrides(load_config(args.config), args))
+    url = anchored_from_environment(config.store.url, "store.url")
+    return with_overrides(config, store={"url": url}) if url != config.store.url else config
+
+
 def _collect(args: argparse.Namespace) -> int:
-    config = config_with_overrides(load_config(args.config), args)
-    # Refuse a store URL holding anything but a store before Ray and torch are even imported;
-    # collect() checks again, then joins or starts the cluster (init_ray).
+    config = collect_config(args)
+    # Refuse a store URL holding anything but a store before Ray and torch are even imported
+    # and before a cluster starts; collect() checks again.
     check_store_target(config.store.url, args.overwrite or config.store.overwrite)
     from sea_dist.collect.driver import collect
 
+    init_ray(config.collect.ray_address)
     summary = collect(config, overwrite=args.overwrite, progress=not args.no_progress)
     for line in summary.lines():
         print(line)

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sea_dist.cli.environment import apply_environment
+from sea_dist.config import DataConfig, SeaConfig
 from sea_dist.data.fetch import CACHE_ENV, data_cache_dir, fetch_source
 from sea_dist.data.locate import locate_benchmark_file, missing_data_hint
 from sea_dist.data.sources import SOURCES
@@ -63,41 +65,51 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _environment() -> DataConfig:
+    """The data settings commands use: the library defaults with the environment applied."""
+    return apply_environment(SeaConfig()).data
+
+
 def _fetch(args: argparse.Namespace) -> int:
-    cache_root = data_cache_dir(args.cache_dir)
+    data = _environment()
+    cache_root = data_cache_dir(args.cache_dir or data.cache_dir)
 
     names = sorted(SOURCES) if args.name == "all" else [args.name]
     for name in names:
         print(f"{name}: {SOURCES[name].license}")
         for entry in fetch_source(
-            name, cache_dir=args.cache_dir, base_url=args.source_url, timeout=args.timeout
+            name,
+            cache_dir=cache_root,
+            base_url=args.source_url or data.source_url,
+            timeout=args.timeout,
         ):
             state = "downloaded, sha256 verified" if entry.downloaded else "already cached"
             print(f"{entry.relative_path}: {entry.path} ({state})")
-            note = _shadow_note(entry.relative_path, entry.path, cache_root)
+            note = _shadow_note(entry.relative_path, entry.path, cache_root, data)
             if note:
                 print(f"  note: {note}")
     return 0
 
 
-def _shadow_note(relative_path: str, cached: Path, cache_root: Path) -> str:
+def _shadow_note(relative_path: str, cached: Path, cache_root: Path, data: DataConfig) -> str:
     """Why commands would not read ``cached``: a cache they do not search, or a folder first."""
-    if cache_root.resolve() != data_cache_dir().resolve():
+    if cache_root.resolve() != data_cache_dir(data.cache_dir).resolve():
         return f"commands do not read this cache; set ${CACHE_ENV}={cache_root}"
-    found = locate_benchmark_file(relative_path)
+    found = locate_benchmark_file(relative_path, data=data)
     if found is not None and found[1].resolve() != cached.resolve():
         return f"commands read {found[1]} ({found[0].origin}) first"
     return ""
 
 
 def _where(args: argparse.Namespace) -> int:
+    data = _environment()
     missing = 0
     for source in SOURCES.values():
         for pinned in source.files:
-            found = locate_benchmark_file(pinned.relative_path, args.data_dir)
+            found = locate_benchmark_file(pinned.relative_path, args.data_dir, data=data)
             if found is None:
                 missing += 1
-                print(missing_data_hint(pinned.relative_path))
+                print(missing_data_hint(pinned.relative_path, data=data))
             else:
                 print(f"{pinned.relative_path}: {found[1]} ({found[0].origin})")
     return 2 if missing else 0

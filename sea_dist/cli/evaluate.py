@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sea_dist.cli import environment
 from sea_dist.config import load_config, with_overrides
 from sea_dist.errors import ConfigError
 from sea_dist.evaluate.report import metrics_table
@@ -71,9 +72,10 @@ def _add_harness_options(parser: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sea_dist.evaluate.runner import evaluate_before_after
-    from sea_dist.outputs import anchor_outputs, anchored
 
-    config = anchor_outputs(load_config(args.config))
+    config = environment.anchor_outputs_from_environment(
+        environment.apply_environment(load_config(args.config))
+    )
     overrides = {
         key: value
         for key, value in (
@@ -86,7 +88,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if overrides:
         config = with_overrides(config, evaluate=overrides)
     source = args.artifact or f"{config.publish.name}@latest"
-    registry = anchored(args.registry or config.publish.registry, "--registry")
+    registry = environment.anchored_from_environment(
+        args.registry or config.publish.registry, "--registry"
+    )
     loaded = None
     if not args.harness and (args.tasks is not None or args.folded):
         raise ConfigError(

@@ -24,7 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sea_dist.cli.environment import anchored_from_environment, apply_environment
+from sea_dist.config import SeaConfig, load_config
 from sea_dist.errors import ArtifactError
+from sea_dist.outputs import is_url
 
 _EXPORT_FILES = re.compile(
     r"sea-dist-edit\.json|config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors"
@@ -155,14 +158,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sea_dist.config import SeaConfig, load_config
     from sea_dist.edit.compat import check_compatible, select_layers
     from sea_dist.edit.export import PROVENANCE_FILE, export_folded
     from sea_dist.edit.loader import load_edit
-    from sea_dist.outputs import anchored, is_url
 
-    config = load_config(args.config) if args.config else SeaConfig()
-    location = anchored(args.out, "--out")
+    config = apply_environment(load_config(args.config) if args.config else SeaConfig())
+    location = anchored_from_environment(args.out, "--out")
     if is_url(location):
         raise ArtifactError(
             f"export --out: expected a local folder, found {location!r}; export locally, then "
@@ -171,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(location)
     _check_out(out, args.overwrite)
     registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or config.publish.registry
-    edit = load_edit(args.ref, registry=anchored(registry, "--registry"))
+    edit = load_edit(args.ref, registry=anchored_from_environment(registry, "--registry"))
     from sea_dist.edit.fold import fold_blockers
 
     blockers = fold_blockers(edit)

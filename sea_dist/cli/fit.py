@@ -6,7 +6,9 @@ import argparse
 import logging
 from typing import Any
 
-from sea_dist.cluster import init_ray
+from sea_dist.cli.cluster import init_ray
+from sea_dist.cli.environment import anchored_from_environment
+from sea_dist.config import SeaConfig, load_config, with_overrides
 from sea_dist.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -144,9 +146,6 @@ def resolve(args: argparse.Namespace) -> tuple[str, Any, str]:
     Raises:
         ConfigError: invalid values.
     """
-    from sea_dist.config import SeaConfig, load_config, with_overrides
-    from sea_dist.outputs import anchored
-
     _take_deprecated(args)
     config = load_config(args.config) if args.config else SeaConfig()
     overrides = {
@@ -158,8 +157,8 @@ def resolve(args: argparse.Namespace) -> tuple[str, Any, str]:
         overrides["out"] = args.out
     if overrides:
         config = with_overrides(config, fit=overrides)
-    store = anchored(args.store or config.store.url, "store.url")
-    out = anchored(config.fit.out, "fit.out")
+    store = anchored_from_environment(args.store or config.store.url, "store.url")
+    out = anchored_from_environment(config.fit.out, "fit.out")
     return store, config.fit, out
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sea_dist.cluster import init_ray
+from sea_dist.cli.cluster import init_ray
+from sea_dist.cli.environment import anchor_outputs_from_environment, apply_environment
 from sea_dist.config import SeaConfig, config_to_dict
 from sea_dist.evaluate.report import MetricRow, metrics_table, write_report
 from sea_dist.format.recipe import EditRecipe, EvaluationRecord, gate_failures
-from sea_dist.outputs import anchor_outputs
 from sea_dist.preflight import check_run_preconditions
 
 if TYPE_CHECKING:
@@ -127,8 +127,10 @@ def run_pipeline(
     from sea_dist.registry.filesystem import Registry
     from sea_dist.schedule.fingerprint import compute_input_fingerprint
 
-    # Every output absolute, none inside a Ray job's temporary working-directory copy.
-    config = anchor_outputs(config)
+    # The settings the environment gives (model and data caches, data folder, mirror) travel in
+    # the config to the collectors; every output absolute against $SEA_DIST_OUTPUT_BASE, none
+    # inside a Ray job's temporary working-directory copy.
+    config = anchor_outputs_from_environment(apply_environment(config))
     # refuse what can be refused before a cluster starts (jobs and scheduled runs included)
     check_run_preconditions(config, evaluate=evaluate, overwrite_store=overwrite_store)
     seconds: dict[str, float] = {}

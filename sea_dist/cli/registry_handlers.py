@@ -15,13 +15,12 @@ import os
 import socket
 from typing import Any
 
-from sea_dist.config import load_config
+from sea_dist.cli.environment import anchored_from_environment, output_base_from_environment
+from sea_dist.config import PublishConfig, load_config
 from sea_dist.errors import RegistryError
 
 
 def _default_registry() -> str:
-    from sea_dist.config import PublishConfig
-
     return os.environ.get("SEA_DIST_REGISTRY") or PublishConfig().registry
 
 
@@ -30,17 +29,17 @@ def _print_json(data: Any) -> None:
 
 
 def _reader(args: argparse.Namespace) -> Any:
-    from sea_dist.outputs import anchored
     from sea_dist.registry.access import open_registry
 
-    return open_registry(anchored(args.registry or _default_registry(), "--registry"))
+    return open_registry(
+        anchored_from_environment(args.registry or _default_registry(), "--registry")
+    )
 
 
 def _writer(args: argparse.Namespace) -> Any:
-    from sea_dist.outputs import anchored
     from sea_dist.registry.filesystem import Registry  # refuses the read-only http:// API
 
-    return Registry(anchored(args.registry or _default_registry(), "--registry"))
+    return Registry(anchored_from_environment(args.registry or _default_registry(), "--registry"))
 
 
 def run_publish(args: argparse.Namespace) -> int:
@@ -54,6 +53,7 @@ def run_publish(args: argparse.Namespace) -> int:
         registry=registry,
         aliases=tuple(args.alias),
         config_path=args.config,
+        output_base=output_base_from_environment(),
     )
     if args.json:
         _print_json(outcome.to_dict())

@@ -9,8 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sea_dist.config import load_config, read_config_document
+from sea_dist.cli.environment import (
+    anchor_outputs_from_environment,
+    apply_environment,
+    model_cache_from_environment,
+)
+from sea_dist.cli.pipeline import run_pipeline
+from sea_dist.config import SeaConfig, config_from_dict, load_config, read_config_document
+from sea_dist.config.schema import config_schema
 from sea_dist.errors import ConfigError
+from sea_dist.preflight import check_run_preconditions
+from sea_dist.provision import ensure_demo_model
+from sea_dist.studies.options import load_study_config, tune_options_from_dict
+from sea_dist.studies.twofold_options import twofold_options_from_dict
 
 
 def register(subparsers: Any) -> None:
@@ -83,8 +94,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _config_schema(args: argparse.Namespace) -> int:
-    from sea_dist.config.schema import config_schema
-
     print(json.dumps(config_schema(), indent=2))
     return 0
 
@@ -103,12 +112,7 @@ def _validate_config(args: argparse.Namespace) -> int:
 
 def _validate_document(path: str, document: Any) -> None:
     """A run config, plus a study's ``tune`` / ``twofold`` section when it has one."""
-    from sea_dist.config import SeaConfig, config_from_dict
-
     if isinstance(document, dict) and ({"tune", "twofold"} & set(document)):
-        from sea_dist.studies.options import load_study_config, tune_options_from_dict
-        from sea_dist.studies.twofold_options import twofold_options_from_dict
-
         config, raw = load_study_config(path, "tune")
         if raw is not None:
             tune_options_from_dict(raw)
@@ -120,19 +124,14 @@ def _validate_document(path: str, document: Any) -> None:
 
 
 def _demo_model(args: argparse.Namespace) -> int:
-    from sea_dist.provision import ensure_demo_model
-
-    folder = ensure_demo_model(Path(args.cache_dir) if args.cache_dir else None)
+    cache = args.cache_dir or model_cache_from_environment()
+    folder = ensure_demo_model(Path(cache).expanduser() if cache else None)
     print(folder, file=sys.stdout)
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sea_dist.cli.pipeline import run_pipeline
-    from sea_dist.outputs import anchor_outputs
-    from sea_dist.preflight import check_run_preconditions
-
-    config = anchor_outputs(load_config(args.config))
+    config = anchor_outputs_from_environment(apply_environment(load_config(args.config)))
     # Before any work: collect and fit take long, and publish must not fail after them.
     check_run_preconditions(
         config, evaluate=not args.no_evaluate, overwrite_store=args.overwrite_store

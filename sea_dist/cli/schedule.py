@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from sea_dist.cli.environment import apply_environment
 from sea_dist.config import load_config
 from sea_dist.errors import ConfigError, expected_found
 
@@ -99,6 +100,7 @@ def _schedule_config(path: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import yaml
 
+    from sea_dist.schedule.fingerprint import compute_input_fingerprint
     from sea_dist.schedule.scheduler import Scheduler
     from sea_dist.schedule.submitter import RayJobSubmitter, local_entrypoint
 
@@ -119,7 +121,14 @@ def _run(args: argparse.Namespace) -> int:
     # An uploaded working_dir is the job's folder; otherwise a local job runs from here.
     workdir = None if runtime_env and "working_dir" in runtime_env else os.getcwd()
     submitter = RayJobSubmitter(runtime_env, local_entrypoint(workdir))
-    scheduler = Scheduler(config, _now, submitter)
+    # The job configs' demonstrations are fingerprinted here, so the environment's data
+    # settings ($SEA_DIST_DATA_DIR, the data cache) apply as they do in the submitted job.
+    scheduler = Scheduler(
+        config,
+        _now,
+        submitter,
+        fingerprinter=lambda job: compute_input_fingerprint(apply_environment(job)),
+    )
     if args.once:
         rows = scheduler.tick()
         for row in rows:

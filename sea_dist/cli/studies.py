@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from sea_dist.cli.environment import anchored_from_environment, apply_environment
 from sea_dist.config import with_overrides
 from sea_dist.errors import ConfigError, expected_found
-from sea_dist.outputs import anchored
 from sea_dist.studies.options import load_study_config, tune_options_from_dict
 from sea_dist.studies.space import select
 from sea_dist.studies.twofold_options import twofold_options_from_dict
@@ -51,6 +51,7 @@ def _tune(args: argparse.Namespace) -> int:
     from sea_dist.studies.tune_run import run_tune
 
     config, raw = load_study_config(args.config, "tune")
+    config = apply_environment(config)
     options = tune_options_from_dict(raw)
     if args.list_settings:
         for setting in options.space:
@@ -67,7 +68,7 @@ def _tune(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, **changes)  # re-validated in __post_init__
     if args.device is not None:
         config = with_overrides(config, model={"device": args.device})
-    out = Path(anchored(args.out or config.evaluate.out, "--out"))
+    out = Path(anchored_from_environment(args.out or config.evaluate.out, "--out"))
     summary = run_tune(config, options, out, progress=not args.no_progress)
     chosen = summary["chosen"]
     print(f"chosen: {chosen if chosen else 'none (no setting stays inside the damage budget)'}")
@@ -126,6 +127,7 @@ def _twofold(args: argparse.Namespace) -> int:
     from sea_dist.studies.twofold import run_twofold
 
     config, raw = load_study_config(args.config, "twofold")
+    config = apply_environment(config)
     options = twofold_options_from_dict(raw, config)
     if args.list_settings:
         for setting in options.settings:
@@ -147,7 +149,7 @@ def _twofold(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, **changes)
     if args.device is not None:
         config = with_overrides(config, model={"device": args.device})
-    out = anchored(args.out or config.evaluate.out, "--out")
+    out = anchored_from_environment(args.out or config.evaluate.out, "--out")
     summary = run_twofold(config, out, options, progress=not args.no_progress)
     best = next(row for row in summary["settings"] if row["name"] == summary["best"])
     base = summary["unedited"]

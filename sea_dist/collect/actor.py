@@ -23,7 +23,7 @@ import ray
 import torch
 import transformers
 
-from sea_dist.collect.record import ActivationRecorder, RecordOptions
+from sea_dist.collect.record import ActivationRecorder, record_options
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, demonstrations_fingerprint, make_template
 from sea_dist.errors import StoreError
@@ -83,17 +83,6 @@ BeforeWrite = Callable[[int, ActivationStore, int, int], None]
 """A hook run in the collector between recording shard ``shard`` (rows ``start:stop``) and
 writing it to ``store``. The fault-tolerance tests pass one that tears a chunk and kills the
 collector; it travels to the actors pickled (by value when defined in a test)."""
-
-
-def record_options(config: SeaConfig) -> RecordOptions:
-    """The recording options a config asks for."""
-    c = config.collect
-    return RecordOptions(
-        token=c.token,
-        neutral=c.neutral,
-        max_new_tokens=c.max_new_tokens,
-        batch_size=c.batch_size,
-    )
 
 
 class ShardCollector:

@@ -32,13 +32,12 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from tqdm import tqdm
 
-from sea_dist.cluster import init_ray
 from sea_dist.collect.actor import BeforeWrite, CollectorActor, CollectorInfo, ShardResult
 from sea_dist.collect.layout import ActorLayout, plan_actors
 from sea_dist.collect.summary import CollectSummary, store_size
 from sea_dist.config import SeaConfig
 from sea_dist.data import Demonstration, load_demonstrations
-from sea_dist.errors import SeaDistError
+from sea_dist.errors import ClusterError, SeaDistError, expected_found
 from sea_dist.outputs import anchored
 from sea_dist.provision import prepare_model
 from sea_dist.store import ActivationStore, StoreSpec
@@ -62,23 +61,22 @@ def normalise_url(url: str) -> str:
 
 
 def store_spec(config: SeaConfig, info: CollectorInfo) -> StoreSpec:
-    """The store identity of a run, from the config and a collector's description."""
+    """The store identity of a run, from the config and a collector's description.
+
+    What the collector found (model, tokenizer, resolved layers, demonstrations) is taken whole:
+    :class:`CollectorInfo` mirrors those :class:`StoreSpec` fields by name. The rest is what the
+    config asked for.
+    """
+    found = dataclasses.asdict(info)
+    del found["host"]  # where a collector ran is no part of the store's identity
     c = config.collect
     return StoreSpec(
-        model_id=info.model_id,
-        model_revision=info.model_revision,
-        architecture=info.architecture,
-        d_model=info.d_model,
-        n_model_layers=info.n_model_layers,
-        tokenizer_fingerprint=info.tokenizer_fingerprint,
+        **found,
         site=c.site,
         site_template=c.site_template,
-        layers=info.layers,
         token=c.token,
         neutral=c.neutral,
         max_new_tokens=c.max_new_tokens,
-        demonstrations_fingerprint=info.demonstrations_fingerprint,
-        n_rows=info.n_rows,
         rows_per_shard=c.rows_per_shard,
         dtype=config.store.dtype,
         codec=config.store.codec,
@@ -265,6 +263,20 @@ def _cluster_nodes() -> list[dict[str, float]]:
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
 
+def _require_ray() -> None:
+    """Refuse to run without a Ray connection: connecting is the entry layer's job."""
+    if not ray.is_initialized():
+        raise ClusterError(
+            expected_found(
+                "collect: ray.is_initialized()",
+                "True (a Ray cluster joined or started by the caller)",
+                False,
+                "connect first with sea_dist.cli.cluster.init_ray(config.collect.ray_address) "
+                "or ray.init(), or run 'sea-dist collect'",
+            )
+        )
+
+
 def collect(
     config: SeaConfig,
     *,
@@ -276,8 +288,10 @@ def collect(
 ) -> CollectSummary:
     """Collect the activations ``config`` describes into its store (resuming if possible).
 
-    Joins the Ray cluster at ``collect.ray_address`` or ``$RAY_ADDRESS`` when Ray is not
-    initialised yet, else starts a fresh local one (see :func:`init_ray`).
+    Runs on the Ray cluster this process is connected to; it never starts or joins one itself.
+    Connect first: the entry points call :func:`sea_dist.cli.cluster.init_ray` with
+    ``collect.ray_address`` (``sea-dist collect``, ``sea-dist run``, ``jobs/collect.py``);
+    ``ray.init(...)`` does as well.
 
     Args:
         config: model, data, collect and store sections are used.
@@ -294,21 +308,22 @@ def collect(
 
     Raises:
         StoreError: the store exists with another identity and ``overwrite`` is false, or
-            the store URL holds anything but a store (refused before the cluster starts).
+            the store URL holds anything but a store (refused before Ray is looked at).
+        ClusterError: Ray is not initialised in this process.
         CollectError: a shard kept failing.
     """
-    # Relative store URLs resolve against $SEA_DIST_OUTPUT_BASE; none lands in a Ray job's
-    # temporary working-directory copy.
+    # The entry points anchor store.url to $SEA_DIST_OUTPUT_BASE; this refuses a relative URL
+    # that would land in a Ray job's temporary working-directory copy.
     url = normalise_url(anchored(config.store.url, "store.url"))
-    # Before the cluster starts and models load: a location that holds anything but a store
+    # Before Ray is looked at and models load: a location that holds anything but a store
     # is refused here (ActivationStore.create checks again before it writes).
     check_store_target(url, overwrite or config.store.overwrite)
-    # The driver converts the demo model or a GGUF file once, before the cluster starts (a
+    _require_ray()
+    # The driver converts the demo model or a GGUF file once, before the collectors start (a
     # conversion error stops the run here); collectors get the absolute cache and only read it.
     model = prepare_model(config.model)
     if model is not config.model:
         config = dataclasses.replace(config, model=model)
-    init_ray(config.collect.ray_address)
     started = time.perf_counter()
     demonstrations = list(demos) if demos is not None else load_demonstrations(config.data)
     layout = plan_actors(config.collect, config.model.device, _cluster_nodes())

@@ -39,6 +39,7 @@ from sea_dist.collect.batching import (
     pad_batch,
     pad_ids,
 )
+from sea_dist.config import SeaConfig
 from sea_dist.data.schema import Demonstration
 from sea_dist.errors import DataError, ModelError, expected_found
 from sea_dist.layers import hidden_size, output_tensor
@@ -372,3 +373,14 @@ def record_demonstrations(
     """Record activations of ``demos`` (see :class:`ActivationRecorder`); one-call form."""
     recorder = ActivationRecorder(model, tokenizer, sites, template, options or RecordOptions())
     return recorder.record(demos)
+
+
+def record_options(config: SeaConfig) -> RecordOptions:
+    """The recording options a config asks for."""
+    c = config.collect
+    return RecordOptions(
+        token=c.token,
+        neutral=c.neutral,
+        max_new_tokens=c.max_new_tokens,
+        batch_size=c.batch_size,
+    )

@@ -113,7 +113,8 @@ class EvaluateConfig(Checked):
     ] = ("truthfulqa",)
     """Benchmarks scored before and after the edit."""
     data_dir: Str | None = None
-    """Folder of the benchmark files (looked up first, before ``$SEA_DIST_DATA_DIR``)."""
+    """Folder of the benchmark files (looked up first, before ``data.data_dir`` /
+    ``$SEA_DIST_DATA_DIR``)."""
     truthfulqa_file: Str = "TruthfulQA.csv"
     """The TruthfulQA questions scored (and used by the gate): a file name looked up under
     ``truthfulqa/`` in the data locations (``TruthfulQA-2.csv`` scores fold 2), or a path."""

@@ -47,7 +47,8 @@ class ModelConfig(Checked):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights and activations dtype of the loaded model."""
     cache_dir: Str | None = None
-    """Where converted models are cached; default ``$SEA_DIST_CACHE`` or ``~/.cache/sea-dist``."""
+    """Where converted models are cached; unset: ``$SEA_DIST_CACHE`` (read by the ``sea-dist``
+    CLI and the Ray jobs), else ``~/.cache/sea-dist``. This setting wins over the variable."""
 
     def _problems(self) -> list[str]:
         problems = []
@@ -70,7 +71,8 @@ class DataConfig(Checked):
     )
     """Demonstration source: the built-in set, a benchmark, or a generic table file."""
     path: Str | None = None
-    """File to read; for truthfulqa/bbq, default is ``$SEA_DIST_DATA_DIR`` or ../shared/data."""
+    """File to read; for truthfulqa/bbq, default: the benchmark file found in the data
+    locations (``data_dir``, the data cache, ../shared/data), else fetched."""
     limit: Int | None = None
     """Use at most this many demonstrations."""
     positive: Str = "best"
@@ -89,6 +91,21 @@ class DataConfig(Checked):
     """Share of the demonstrations (after ``limit``) kept out of the fit, chosen by a hash of
     each id; with ``source: builtin`` the ``builtin`` evaluation and the gate's damage check
     score that part, so their accuracy is held out, not in-sample."""
+    data_dir: Str | None = None
+    """Folder of the benchmark files, searched after ``evaluate.data_dir``; unset:
+    ``$SEA_DIST_DATA_DIR`` (read by the ``sea-dist`` CLI and the Ray jobs), else none. This
+    setting wins over the variable."""
+    cache_dir: Str | None = None
+    """The data cache that ``sea-dist data fetch`` and automatic fetching fill; unset:
+    ``$SEA_DIST_DATA_CACHE``, else ``$SEA_DIST_CACHE/data``, else ``~/.cache/sea-dist/data``.
+    This setting wins over the variables."""
+    fetch: Bool | None = None
+    """Download a missing pinned benchmark file (once per run); unset: false when
+    ``$SEA_DIST_DATA_FETCH`` is never/0/off/no, else true. This setting wins over the variable."""
+    source_url: Str | None = None
+    """Base URL of a mirror of the pinned benchmark sources (same layout); unset:
+    ``$SEA_DIST_DATA_SOURCE_URL``, else the pinned revision. This setting wins over the
+    variable."""
 
     def _problems(self) -> list[str]:
         problems = positive("limit", self.limit)

@@ -24,7 +24,8 @@ from sea_dist.data.sources import DataSource, SourceFile, get_source
 from sea_dist.errors import DataError, expected_found
 
 CACHE_ENV = "SEA_DIST_DATA_CACHE"
-"""The data cache folder; else ``$SEA_DIST_CACHE/data``, else ``~/.cache/sea-dist/data``."""
+"""The variable the entry layer (:mod:`sea_dist.cli.environment`) reads into ``data.cache_dir``
+(else ``$SEA_DIST_CACHE/data``); named here for messages, never read by this module."""
 CHUNK_BYTES = 1 << 16
 DEFAULT_TIMEOUT_S = 60.0
 """Per socket operation (connect, each read), not for the whole download."""
@@ -39,23 +40,24 @@ class FetchedFile:
     downloaded: bool
 
 
+def default_data_cache_dir() -> Path:
+    """The library's data cache: ``~/.cache/sea-dist/data``."""
+    return Path.home() / ".cache" / "sea-dist" / "data"
+
+
 def data_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """The data cache folder (it may not exist yet).
 
     Args:
-        cache_dir: an explicit folder (``--cache-dir``); wins over the environment.
+        cache_dir: an explicit folder (``--cache-dir`` or ``data.cache_dir``, which the entry
+            layer fills from ``$SEA_DIST_DATA_CACHE`` or ``$SEA_DIST_CACHE/data``).
 
     Returns:
-        ``cache_dir``, else ``$SEA_DIST_DATA_CACHE``, else ``$SEA_DIST_CACHE/data``, else
-        ``~/.cache/sea-dist/data``.
+        ``cache_dir`` (user-expanded), else :func:`default_data_cache_dir`.
     """
     if cache_dir:
         return Path(cache_dir).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    if os.environ.get("SEA_DIST_CACHE"):  # the model cache's root, see sea_dist.models
-        return Path(os.environ["SEA_DIST_CACHE"]).expanduser() / "data"
-    return Path.home() / ".cache" / "sea-dist" / "data"
+    return default_data_cache_dir()
 
 
 def file_sha256(path: Path) -> str:
@@ -92,8 +94,8 @@ def fetch_source(
     Args:
         name: a key of :data:`sea_dist.data.sources.SOURCES` (``truthfulqa``, ``bbq``).
         cache_dir: the cache folder (default :func:`data_cache_dir`).
-        base_url: replaces the source's base URL (else ``$SEA_DIST_DATA_SOURCE_URL``, else the
-            pinned one).
+        base_url: replaces the source's base URL (a mirror: ``--source-url`` or
+            ``data.source_url``); default the pinned one.
         timeout: seconds per socket operation.
         sources: the source table (default the pinned one).
 

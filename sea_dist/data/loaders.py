@@ -67,7 +67,7 @@ def _load_all(config: DataConfig) -> list[Demonstration]:
     if source == "builtin":
         demos = load_builtin_demonstrations()
     else:
-        path = Path(config.path).expanduser() if config.path else default_path(source)
+        path = Path(config.path).expanduser() if config.path else default_path(source, config)
         if source == "truthfulqa":
             demos = truthfulqa_demonstrations(path, config.positive, config.negative)
         elif source == "bbq":

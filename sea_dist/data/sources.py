@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from sea_dist.errors import DataError, expected_found
 
 SOURCE_URL_ENV = "SEA_DIST_DATA_SOURCE_URL"
-"""Replaces every source's base URL (a mirror, or a loopback server in tests)."""
+"""The variable the entry layer (:mod:`sea_dist.cli.environment`) reads into ``data.source_url``:
+it replaces every source's base URL (a mirror, or a loopback server in tests). Named here for
+messages; this module never reads the environment."""
 
 SEA_LLM_COMMIT = "482a0a0182218982ba614ff24bf5121804be0e18"
 SEA_LLM_BASE_URL = f"https://raw.githubusercontent.com/yfqiu-nlp/sea-llm/{SEA_LLM_COMMIT}"
@@ -58,7 +60,8 @@ class DataSource:
 
     Attributes:
         name: the command's argument (``truthfulqa``, ``bbq``).
-        base_url: the pinned location; ``$SEA_DIST_DATA_SOURCE_URL`` replaces it.
+        base_url: the pinned location; ``data.source_url`` (``$SEA_DIST_DATA_SOURCE_URL``)
+            replaces it.
         files: the files, in the order they are fetched.
         license: the data's licence, shown by ``data fetch``.
     """
@@ -69,8 +72,9 @@ class DataSource:
     license: str
 
     def resolved_base_url(self, override: str | None = None) -> str:
-        """``override``, else ``$SEA_DIST_DATA_SOURCE_URL``, else the pinned base URL."""
-        return override or os.environ.get(SOURCE_URL_ENV) or self.base_url
+        """``override`` (a mirror: ``--source-url`` or ``data.source_url``), else the pinned
+        base URL."""
+        return override or self.base_url
 
 
 SOURCES: dict[str, DataSource] = {

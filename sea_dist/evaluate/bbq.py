@@ -19,24 +19,18 @@ import torch
 from sea_dist.data import PromptTemplate
 from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import score_completions
-from sea_dist.evaluate.truthfulqa import TemplateLike
+from sea_dist.evaluate.truthfulqa import QuestionLike, TemplateLike, answer_pairs
 
 
-class BBQLike(Protocol):
+class BBQLike(QuestionLike, Protocol):
     """What scoring needs of an item (``sea_dist.data.BBQItem`` has it)."""
 
     @property
-    def id(self) -> str: ...
-    @property
     def context(self) -> str: ...
-    @property
-    def question(self) -> str: ...
     @property
     def answers(self) -> Sequence[str]: ...
     @property
     def label(self) -> int: ...
-    @property
-    def category(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -129,23 +123,19 @@ def score_bbq(
 ) -> BBQScores:
     """Score BBQ accuracy of ``model`` (with any edit hooks currently applied).
 
-    Args:
-        model: a causal LM.
-        tokenizer: its tokenizer.
-        items: BBQ items (``sea_dist.data.load_bbq_items``), three answers each.
-        template: prompt template; default ``PromptTemplate("qa")``.
-        batch_size: sequences per forward pass.
-        max_length: see :func:`~sea_dist.evaluate.loglik.score_completions`.
+    ``items`` are BBQ items (``sea_dist.data.load_bbq_items``) with three answers each, prompted
+    with :func:`bbq_prompt`; the other arguments are those of
+    :func:`~sea_dist.evaluate.truthfulqa.score_truthfulqa` (same template default, batching and
+    truncation).
 
     Returns:
         Per-item scores; ``accuracy``, ``by_category()`` and friends aggregate them.
     """
     if template is None:
         template = PromptTemplate("qa")
-    pairs = []
-    for item in items:
-        prompt = template.render(bbq_prompt(item))
-        pairs += [(prompt, template.completion(answer)) for answer in item.answers]
+    pairs = [
+        pair for item in items for pair in answer_pairs(template, bbq_prompt(item), item.answers)
+    ]
     width = len(items[0].answers) if items else 3
     odd = [item.id for item in items if len(item.answers) != width]
     if odd:

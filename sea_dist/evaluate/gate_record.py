@@ -45,8 +45,7 @@ from sea_dist.evaluate.runner import builtin_questions, subset, task_file
 from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
 from sea_dist.evaluate.truthfulqa import mc_from_logprobs, truthfulqa_pairs
 from sea_dist.format.files import EVALUATION_FILE, PROJECTIONS_FILE, RECIPE_FILE
-from sea_dist.format.recipe import EditRecipe, EvaluationRecord
-from sea_dist.registry.fitdir import PROJECTIONS_FINGERPRINT
+from sea_dist.format.recipe import PROJECTIONS_FINGERPRINT, EditRecipe, EvaluationRecord
 
 EFFECT = "truthfulqa_mc2_margin"
 N_CONTROLS = 3

@@ -83,17 +83,17 @@ def task_file(config: SeaConfig, task: str, what: str, notes: list[str]) -> Path
 
 
 def benchmark_file(config: SeaConfig, relative: str) -> Path | None:
-    """Where a benchmark file is found: ``evaluate.data_dir``, ``$SEA_DIST_DATA_DIR``, the data
+    """Where a benchmark file is found: ``evaluate.data_dir``, ``data.data_dir``, the data
     cache, ``../shared/data``, else a download of its pinned source into the cache
     (:func:`sea_dist.data.locate.find_or_fetch_benchmark_file`); None if none works."""
-    return find_or_fetch_benchmark_file(relative, config.evaluate.data_dir)
+    return find_or_fetch_benchmark_file(relative, config.evaluate.data_dir, data=config.data)
 
 
 def benchmark_file_or_raise(config: SeaConfig, relative: str) -> Path:
     """:func:`benchmark_file`, or a one-line ``DataError`` naming the command that fetches it."""
     path = benchmark_file(config, relative)
     if path is None:
-        raise DataError(missing_data_hint(relative))
+        raise DataError(missing_data_hint(relative, data=config.data))
     return path
 
 

@@ -27,21 +27,26 @@ from sea_dist.errors import DataError, expected_found
 from sea_dist.evaluate.loglik import score_completions
 
 
-class TruthfulQALike(Protocol):
-    """What scoring needs of an item (``sea_dist.data.TruthfulQAItem`` has it)."""
+class QuestionLike(Protocol):
+    """What every multiple-choice scorer needs of an item: its id, question and category."""
 
     @property
     def id(self) -> str: ...
     @property
     def question(self) -> str: ...
     @property
+    def category(self) -> str: ...
+
+
+class TruthfulQALike(QuestionLike, Protocol):
+    """What scoring needs of an item (``sea_dist.data.TruthfulQAItem`` has it)."""
+
+    @property
     def best_answer(self) -> str: ...
     @property
     def correct_answers(self) -> Sequence[str]: ...
     @property
     def incorrect_answers(self) -> Sequence[str]: ...
-    @property
-    def category(self) -> str: ...
 
 
 class TemplateLike(Protocol):
@@ -170,6 +175,15 @@ class AnswerLayout:
         return np.asarray(marks, dtype=bool)
 
 
+def answer_pairs(
+    template: TemplateLike, prompt: str, answers: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The ``(prompt, completion)`` pairs that score each of ``answers`` after ``prompt``: the
+    rendered prompt (once for all answers) and each answer as the template completes it."""
+    rendered = template.render(prompt)
+    return [(rendered, template.completion(answer)) for answer in answers]
+
+
 def truthfulqa_pairs(
     items: Sequence[TruthfulQALike], template: TemplateLike
 ) -> tuple[list[tuple[str, str]], AnswerLayout]:
@@ -178,8 +192,7 @@ def truthfulqa_pairs(
     n_true, n_false = [], []
     for item in items:
         best, true, false = answer_sets(item)
-        prompt = template.render(item.question)
-        pairs += [(prompt, template.completion(a)) for a in (best, *true, *false)]
+        pairs += answer_pairs(template, item.question, (best, *true, *false))
         n_true.append(len(true))
         n_false.append(len(false))
     layout = AnswerLayout(np.asarray(n_true, np.int64), np.asarray(n_false, np.int64))

@@ -19,6 +19,9 @@ from __future__ import annotations
 import math
 import os
 
+# in the cluster extra, like the dask this module sizes partitions for
+from threadpoolctl import threadpool_info
+
 from sea_dist.fit.schedulers import Scheduler
 
 MEMORY_FRACTION = 0.25
@@ -26,20 +29,12 @@ MEMORY_FRACTION = 0.25
 
 
 def blas_threads() -> int:
-    """Threads one BLAS call uses in this process (threadpoolctl when installed, else the usual
-    environment variables, else every core, which is OpenBLAS's default)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        threadpool_info = None
-    if threadpool_info is not None:
-        counts = [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
-        if counts:
-            return max(1, max(counts))
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
+    """Threads one BLAS call uses in this process, as threadpoolctl reads it from the loaded
+    BLAS (whatever set it: an environment variable, a thread-pool limit); every core when no
+    BLAS is loaded yet, which is OpenBLAS's default."""
+    counts = [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+    if counts:
+        return max(1, max(counts))
     return os.cpu_count() or 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sea_dist.config import FitConfig
@@ -82,17 +84,21 @@ def fit_layer(
     used = pos.path if pos.path == neg.path else "randomized"
     return LayerProjection(
         layer=layer,
-        U_pos=pos.U,
-        U_neg=neg.U,
-        S_pos=pos.singular_values,
-        S_neg=neg.singular_values,
-        k_pos=pos.k,
-        k_neg=neg.k,
-        energy_pos=pos.energy,
-        energy_neg=neg.energy,
-        total_energy_pos=pos.total_energy,
-        total_energy_neg=neg.total_energy,
+        **_sign_fields("pos", pos),
+        **_sign_fields("neg", neg),
         mean=mean,
         signature=signature,
         svd_path=used,
     )
+
+
+def _sign_fields(sign: str, spectrum: Spectrum) -> dict[str, Any]:
+    """The ``*_pos`` or ``*_neg`` fields of a :class:`LayerProjection` from that sign's spectrum
+    (both signs map the same five spectrum attributes)."""
+    return {
+        f"U_{sign}": spectrum.U,
+        f"S_{sign}": spectrum.singular_values,
+        f"k_{sign}": spectrum.k,
+        f"energy_{sign}": spectrum.energy,
+        f"total_energy_{sign}": spectrum.total_energy,
+    }

@@ -27,6 +27,8 @@ attention sink); or only tokens after the prompt (answer / generated tokens)."""
 
 RECIPE_SCHEMA = 1
 EVALUATION_SCHEMA = 1
+PROJECTIONS_FINGERPRINT = "projections"
+"""Key of ``EvaluationRecord.data_fingerprints`` naming the measured projections (sha256 prefix)."""
 
 DAMAGE_METRICS = (
     "perplexity_ratio",
@@ -42,6 +44,18 @@ def _number(data: Mapping[str, Any], key: str, what: str, default: float | None 
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ArtifactError(expected_found(f"{what}: {key}", "a finite number", value))
     return float(value)
+
+
+def _json_object(data: Any, what: str, schema: int | None = None) -> Mapping[str, Any]:
+    """``data`` as a JSON object, refusing anything else and (when ``schema`` is given) any
+    ``schema`` key other than that version; a missing key counts as that version (older files)."""
+    if not isinstance(data, Mapping):
+        raise ArtifactError(expected_found(what, "a JSON object", type(data).__name__))
+    if schema is not None and data.get("schema", schema) != schema:
+        raise ArtifactError(
+            expected_found(f"{what}: schema", str(schema), data.get("schema"), "upgrade sea-dist")
+        )
+    return data
 
 
 @dataclass(frozen=True)
@@ -112,14 +126,7 @@ class EditRecipe:
         Raises:
             ArtifactError: a missing or malformed field.
         """
-        if not isinstance(data, Mapping):
-            raise ArtifactError(expected_found(what, "a JSON object", type(data).__name__))
-        if data.get("schema", RECIPE_SCHEMA) != RECIPE_SCHEMA:
-            raise ArtifactError(
-                expected_found(
-                    f"{what}: schema", str(RECIPE_SCHEMA), data.get("schema"), "upgrade sea-dist"
-                )
-            )
+        data = _json_object(data, what, RECIPE_SCHEMA)
         layers = data.get("layers", "all")
         if isinstance(layers, list) and all(
             isinstance(i, int) and not isinstance(i, bool) for i in layers
@@ -186,8 +193,7 @@ class DamageBudget:
     @classmethod
     def from_dict(cls, data: Any, what: str = "budget") -> DamageBudget:
         """Parse :meth:`to_dict` output (missing keys take the defaults)."""
-        if not isinstance(data, Mapping):
-            raise ArtifactError(expected_found(what, "a JSON object", type(data).__name__))
+        data = _json_object(data, what)
         defaults = cls()
         return cls(
             **{key: _number(data, key, what, getattr(defaults, key)) for key in defaults.to_dict()}
@@ -264,17 +270,7 @@ class EvaluationRecord:
         Raises:
             ArtifactError: a missing or malformed field.
         """
-        if not isinstance(data, Mapping):
-            raise ArtifactError(expected_found(what, "a JSON object", type(data).__name__))
-        if data.get("schema", EVALUATION_SCHEMA) != EVALUATION_SCHEMA:
-            raise ArtifactError(
-                expected_found(
-                    f"{what}: schema",
-                    str(EVALUATION_SCHEMA),
-                    data.get("schema"),
-                    "upgrade sea-dist",
-                )
-            )
+        data = _json_object(data, what, EVALUATION_SCHEMA)
         effect = data.get("effect")
         metrics = data.get("metrics")
         if not isinstance(effect, str) or not isinstance(metrics, Mapping):

@@ -24,7 +24,7 @@ from sea_dist.errors import ArtifactError, expected_found
 from sea_dist.format.files import EVALUATION_FILE, FIT_FILE, PROJECTIONS_FILE, RECIPE_FILE
 from sea_dist.format.fit_record import FitRecord, fit_record_from_json
 from sea_dist.format.manifest import LayerSummary, Manifest, parse_evaluation, parse_recipe
-from sea_dist.format.recipe import EditRecipe, EvaluationRecord
+from sea_dist.format.recipe import PROJECTIONS_FINGERPRINT, EditRecipe, EvaluationRecord
 from sea_dist.format.seal import check_seal
 from sea_dist.format.tensors import (
     TensorInfo,
@@ -35,9 +35,6 @@ from sea_dist.format.tensors import (
 )
 from sea_dist.format.values import check_projection_values
 from sea_dist.registry.manifest import code_version, fingerprint, utc_now
-
-PROJECTIONS_FINGERPRINT = "projections"
-"""Key of ``EvaluationRecord.data_fingerprints`` naming the measured projections (sha256 prefix)."""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def publish_run(
     storage_options: Mapping[str, Any] | None = None,
     recipe: EditRecipe | None = None,
     evaluation: EvaluationRecord | None = None,
+    output_base: str | None = None,
 ) -> PublishOutcome:
     """Publish with settings from arguments, falling back to a YAML config's ``publish`` section.
 
@@ -77,6 +78,8 @@ def publish_run(
     ``recipe.json`` / ``evaluation.json``. Each alias then moves through the promotion gate
     (gated aliases: the config's ``publish.gated_aliases``); a refusal leaves the version
     published and the alias where it was, and is reported in the outcome, not raised.
+    A relative registry resolves against ``output_base`` (an absolute folder or URL; the entry
+    layer passes ``$SEA_DIST_OUTPUT_BASE``), else the working directory.
     """
     full: dict[str, Any] | None = None
     publish_config = PublishConfig()
@@ -96,10 +99,10 @@ def publish_run(
         full = {"publish": config_to_dict(chosen)}
     for alias in chosen.aliases:  # refuse a bad alias before anything is published
         check_alias(alias)
-    # A relative registry resolves against $SEA_DIST_OUTPUT_BASE, never into a Ray job's
-    # temporary working-directory copy.
+    # A relative registry resolves against the output base ($SEA_DIST_OUTPUT_BASE, passed in by
+    # the entry layer), never into a Ray job's temporary working-directory copy.
     target = Registry(
-        anchored(chosen.registry, "publish.registry"),
+        anchored(chosen.registry, "publish.registry", base=output_base),
         storage_options=storage_options,
     )
     resolved = publish(

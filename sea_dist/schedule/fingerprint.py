@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from sea_dist.config import DEMO_MODEL_ID, ModelConfig, SeaConfig, config_to_dic
 from sea_dist.data import demonstrations_fingerprint, load_demonstrations, make_template
 from sea_dist.errors import ModelError, expected_found
 from sea_dist.format.hashing import sha256_files
-from sea_dist.provision import DEMO_PACKAGE, ensure_demo_model
+from sea_dist.provision import DEMO_PACKAGE, cache_root, ensure_demo_model
 
 FINGERPRINT_VERSION = "sea-dist/input/v1"
 DEMO_REVISION = DEMO_PACKAGE
@@ -105,7 +104,7 @@ def _hub_revision(model_id: str, revision: str | None) -> str:
     ref = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}" / "refs" / wanted
     if ref.is_file():
         return ref.read_text(encoding="utf-8").strip()
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+    if constants.HF_HUB_OFFLINE:  # the hub's own parsing of $HF_HUB_OFFLINE
         raise ModelError(
             expected_found(
                 "model.revision",
@@ -185,7 +184,7 @@ def _tokenizer_for(config: ModelConfig) -> Any:
     from transformers import AutoTokenizer  # the scheduler loads transformers only for this
 
     if config.id == DEMO_MODEL_ID:
-        return AutoTokenizer.from_pretrained(str(ensure_demo_model()))
+        return AutoTokenizer.from_pretrained(str(ensure_demo_model(cache_root(config))))
     path = Path(config.id).expanduser()
     if path.is_dir() and not config.gguf_file:
         return AutoTokenizer.from_pretrained(str(path))

@@ -7,7 +7,8 @@
 - :mod:`~sea_dist.serve.server`: ``make_server`` and ``BackgroundServer`` on
   uvicorn (``sea-dist registry serve``), with the HTTP-level refusals answered in JSON too.
 - :mod:`~sea_dist.serve.serve_deployment`: the same app as a Ray Serve
-  deployment (``infra/ray/serve-registry.yaml``).
+  deployment (``infra/ray/serve-registry.yaml``, whose application builder is
+  :func:`sea_dist.cli.serve_app.build`).
 
 Binds 127.0.0.1 by default. Only GET and HEAD; every answer but a file download is JSON.
 

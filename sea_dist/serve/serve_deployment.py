@@ -1,13 +1,14 @@
 """The registry API as a Ray Serve deployment: the same FastAPI app, on several replicas.
 
-``infra/ray/serve-registry.yaml`` deploys it with ``serve deploy`` / ``serve run``; its
-``import_path`` is :func:`build`, an application builder that takes the registry URL from the
-config's ``args`` or from ``$SEA_DIST_REGISTRY``. From Python::
+:func:`registry_application` binds the deployment to one registry. The application builder that
+``infra/ray/serve-registry.yaml`` names (``import_path``), which reads the registry from the
+config's ``args`` or the environment, is an entry point: :func:`sea_dist.cli.serve_app.build`.
+From Python::
 
     from ray import serve
-    from sea_dist.serve.serve_deployment import build
+    from sea_dist.serve.serve_deployment import registry_application
 
-    serve.run(build({"registry": "s3://bucket/registry", "num_replicas": 2}), route_prefix="/")
+    serve.run(registry_application("s3://bucket/registry", num_replicas=2), route_prefix="/")
 
 Each replica opens the registry read-only (every replica sees the same storage: a shared
 folder or an object store). The request limits and the JSON error document are the app's own
@@ -18,19 +19,14 @@ proxy's answer instead.
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 from ray import serve
 from ray.serve import Application, Deployment
 from starlette.types import ASGIApp
 
-from sea_dist.errors import RegistryError, expected_found
 from sea_dist.registry.filesystem import Registry
 from sea_dist.serve.app import create_app
 
 DEFAULT_REPLICAS = 2
-REGISTRY_ENV = "SEA_DIST_REGISTRY"
 
 
 class RegistryReplica:
@@ -51,40 +47,11 @@ REGISTRY_API: Deployment = serve.deployment(
 )(serve.ingress()(RegistryReplica))
 
 
-def registry_url(args: dict[str, Any]) -> str:
-    """The registry to serve: ``args["registry"]`` or ``$SEA_DIST_REGISTRY``; never a default.
-
-    Every replica must see the same registry, so a path relative to a replica's working
-    directory is as wrong as no registry at all: both are refused.
-    """
-    url = str(args.get("registry") or os.environ.get(REGISTRY_ENV) or "")
-    if url.startswith(("http://", "https://")):
-        raise RegistryError(
-            expected_found(
-                "serve-registry registry",
-                "a folder or fsspec URL (the storage itself)",
-                url,
-                "point it at the registry's storage, not at another registry API",
-            )
-        )
-    if not url or ("://" not in url and not os.path.isabs(url)):
-        raise RegistryError(
-            expected_found(
-                "serve-registry registry",
-                f"an absolute folder or fsspec URL (args.registry or ${REGISTRY_ENV})",
-                url or "nothing",
-                "set it in infra/ray/serve-registry.yaml or the environment",
-            )
-        )
-    return url
-
-
-def build(args: dict[str, Any]) -> Application:
-    """Application builder for Ray Serve configs (``import_path: ...serve_deployment:build``).
+def registry_application(registry: str, num_replicas: int = DEFAULT_REPLICAS) -> Application:
+    """The registry API deployment bound to ``registry``, ready for ``serve.run``.
 
     Args:
-        args: ``registry`` (folder or fsspec URL; default ``$SEA_DIST_REGISTRY``) and optional
-            ``num_replicas`` (default 2).
+        registry: the registry's storage (absolute folder or fsspec URL) every replica sees.
+        num_replicas: how many replicas serve it.
     """
-    replicas = int(args.get("num_replicas", DEFAULT_REPLICAS))
-    return REGISTRY_API.options(num_replicas=replicas).bind(registry_url(args))
+    return REGISTRY_API.options(num_replicas=num_replicas).bind(registry)

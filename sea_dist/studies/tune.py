@@ -25,26 +25,23 @@ likelihoods restart from cached inputs of the first edited layer (:mod:`.restart
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sea_dist.collect.record import RecordOptions
+from sea_dist.collect.record import record_options
 from sea_dist.config import SeaConfig
-from sea_dist.data import load_heldout_text, make_template
+from sea_dist.data import load_heldout_text
 from sea_dist.data.truthfulqa import demonstrations_from_items
 from sea_dist.evaluate.capability import CapabilityInputs, answer_rate
 from sea_dist.evaluate.stats import mean_logprob_change_per_token, paired_bootstrap
 from sea_dist.evaluate.truthfulqa import mc_from_logprobs
 from sea_dist.studies.fits import (
-    ModelInfo,
     Recorded,
     StudyFit,
     build_edit,
@@ -57,11 +54,12 @@ from sea_dist.studies.questions import QuestionSet, split_dev
 from sea_dist.studies.restart import RestartCache
 from sea_dist.studies.scoring import ScoreCache, VariantScorer
 from sea_dist.studies.space import Setting, Variant, setting_id, variant_id, variants_of
+from sea_dist.studies.twofold import ModelStudy, study_fingerprint
 
 log = logging.getLogger(__name__)
 
 
-class Tune:
+class Tune(ModelStudy[TuneOptions, str]):
     """One tuning run on a loaded model (see the module doc)."""
 
     def __init__(
@@ -72,19 +70,9 @@ class Tune:
         out: Path,
         progress: bool = True,
     ) -> None:
-        self.config = config
-        self.options = options
-        self.loaded = loaded
-        self.out = out
-        self.progress = progress
-        self.info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
-        self.template = make_template(config.data, loaded.tokenizer)
-        self.batch_size = options.batch_size or config.evaluate.batch_size
-        self.fits: dict[str, StudyFit] = {}
-        self.recorded: dict[str, Recorded] = {}
+        super().__init__(config, loaded, out, options, progress)
         self.started = time.perf_counter()
         self.search_started = self.started
-        self.scorer: VariantScorer | None = None
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -128,43 +116,20 @@ class Tune:
 
     def fingerprint(self, ids: Sequence[str]) -> str:
         """16 hex digits over what changes recordings and scores (never over the space)."""
-        config = self.config
-        document = {
-            "model": [config.model.id, self.loaded.revision, config.model.dtype],
-            "data": asdict(config.data),
-            "collect": [
-                config.collect.token,
-                config.collect.neutral,
-                config.collect.max_new_tokens,
-            ],
-            "ids": list(ids),
-            "options": [
-                self.options.chunk_questions,
-                self.options.generation_limit,
-                self.options.max_new_tokens,
-                self.options.seed,
-            ],
-        }
-        blob = json.dumps(document, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        o = self.options
+        scoring = [o.chunk_questions, o.generation_limit, o.max_new_tokens, o.seed]
+        return study_fingerprint(self.config, self.loaded.revision, ids, scoring)
 
     def record(self, settings: Sequence[Setting]) -> None:
         """Record the fit part's demonstrations at every site ``settings`` need (cached)."""
-        assert self.scorer is not None
-        cache = self.scorer.cache
-        sites = sorted({s.site for s in settings} - set(self.recorded))
+        cache = self.cache
+        sites = sorted({s.site for s in settings} - set(self.recordings))
         missing = [site for site in sites if cache.get(f"activations-{site}") is None]
         if missing:
             data = self.config.data
             demos = demonstrations_from_items(self.fit_items, data.positive, data.negative)
-            collect = self.config.collect
-            options = RecordOptions(
-                token=collect.token,
-                neutral=collect.neutral,
-                max_new_tokens=collect.max_new_tokens,
-                batch_size=collect.batch_size,
-            )
             log.info("recording %d demonstrations at %s", len(demos), ", ".join(missing))
+            options = record_options(self.config)
             recorded, _ = record_sites(self.loaded, self.template, demos, missing, options)
             for site, rec in recorded.items():
                 cache.put(
@@ -177,7 +142,7 @@ class Tune:
             arrays = cache.get(f"activations-{site}")
             assert arrays is not None
             layers = tuple(range(self.loaded.n_layers))
-            self.recorded[site] = Recorded(
+            self.recordings[site] = Recorded(
                 layers, arrays["neutral"], arrays["positive"], arrays["negative"]
             )
 
@@ -185,7 +150,7 @@ class Tune:
         """The setting's fit (shared by settings with the same fit key)."""
         if setting.fit_key not in self.fits:
             self.record([setting])
-            self.fits[setting.fit_key] = fit_recorded(self.recorded[setting.site], setting)
+            self.fits[setting.fit_key] = fit_recorded(self.recordings[setting.site], setting)
         return self.fits[setting.fit_key]
 
     # -- scoring ----------------------------------------------------------------------------

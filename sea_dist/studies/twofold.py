@@ -26,11 +26,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from sea_dist.collect.record import RecordOptions
+from sea_dist.collect.record import record_options
 from sea_dist.config import SeaConfig
 from sea_dist.data import (
     load_builtin_demonstrations,
@@ -103,20 +103,76 @@ def fold_items(config: SeaConfig, limit: int | None) -> list[list[Any]]:
     ]
 
 
-def study_fingerprint(config: SeaConfig, revision: str, ids: Sequence[str]) -> str:
+def study_fingerprint(
+    config: SeaConfig, revision: str, ids: Sequence[str], options: Sequence[Any] | None = None
+) -> str:
     """16 hex digits over what changes recordings and unedited scores (not over the grid:
-    edited scores are keyed by each setting's axes, K included)."""
-    document = {
+    edited scores are keyed by each setting's axes, K included).
+
+    ``options``: the caller's own settings that change scores too (``sea-dist tune`` passes its
+    chunking and generation limits); None adds nothing, so the two-fold study's digests stay.
+    """
+    document: dict[str, Any] = {
         "model": [config.model.id, revision, config.model.dtype],
         "data": asdict(config.data),
         "collect": [config.collect.token, config.collect.neutral, config.collect.max_new_tokens],
         "ids": list(ids),
     }
+    if options is not None:
+        document["options"] = list(options)
     blob = json.dumps(document, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class TwofoldStudy:
+class StudyOptions(Protocol):
+    """What :class:`ModelStudy` reads of a study's options."""
+
+    @property
+    def batch_size(self) -> int | None: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=StudyOptions)
+KeyT = TypeVar("KeyT")
+
+
+class ModelStudy(Generic[OptionsT, KeyT]):
+    """What a study on one loaded model holds (the two-fold study and ``sea-dist tune``).
+
+    Recordings and fits are memoised per key (``KeyT``: a site or fit key, with the task and fold
+    where a study has several).
+
+    Args:
+        config: the run's config (``data`` picks the prompt template, ``evaluate.batch_size``
+            the batch size when the options leave it unset).
+        loaded: the loaded model (:func:`sea_dist.models.load_model`).
+        out: the output folder (scores are cached under ``out/cache``).
+        options: the study's options.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self, config: SeaConfig, loaded: Any, out: Path, options: OptionsT, progress: bool
+    ) -> None:
+        self.config = config
+        self.loaded = loaded
+        self.out = out
+        self.options = options
+        self.progress = progress
+        self.info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
+        self.template = make_template(config.data, loaded.tokenizer)
+        self.batch_size = options.batch_size or config.evaluate.batch_size
+        self.scorer: VariantScorer | None = None
+        self.recordings: dict[KeyT, Recorded] = {}
+        self.fits: dict[KeyT, StudyFit] = {}
+
+    @property
+    def cache(self) -> ScoreCache:
+        """The study's cache folder (open after :meth:`prepare`)."""
+        assert self.scorer is not None, "prepare() first"
+        return self.scorer.cache
+
+
+class TwofoldStudy(ModelStudy[TwofoldOptions, tuple[str, int, str]]):
     """Runs the grid on a loaded model; see the module docstring."""
 
     def __init__(
@@ -127,24 +183,8 @@ class TwofoldStudy:
         options: TwofoldOptions,
         progress: bool = True,
     ) -> None:
-        self.config = config
-        self.loaded = loaded
-        self.options = options
-        self.progress = progress
-        self.info = ModelInfo(loaded.model_id, loaded.architecture, loaded.d_model, loaded.n_layers)
-        self.out = out
-        self.batch_size = options.batch_size or config.evaluate.batch_size
-        self.recordings: dict[tuple[str, int, str], Recorded] = {}
-        self.fits: dict[tuple[str, int, str], StudyFit] = {}
-        self.scorer: VariantScorer | None = None
-        self.template = make_template(config.data, loaded.tokenizer)
+        super().__init__(config, loaded, out, options, progress)
         self.generated: dict[tuple[str, int], list[str]] = {}
-
-    @property
-    def cache(self) -> ScoreCache:
-        """The study's cache folder (open after :meth:`prepare`)."""
-        assert self.scorer is not None, "prepare() first"
-        return self.scorer.cache
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -190,13 +230,6 @@ class TwofoldStudy:
         cached = {site: self.cache.get(name(site)) for site in missing}
         to_record = [site for site, arrays in cached.items() if arrays is None]
         if to_record:
-            collect = self.config.collect
-            options = RecordOptions(
-                token=collect.token,
-                neutral=collect.neutral,
-                max_new_tokens=collect.max_new_tokens,
-                batch_size=collect.batch_size,
-            )
             log.info(
                 "recording %s fold %d: %d demonstrations at %s",
                 task,
@@ -205,7 +238,7 @@ class TwofoldStudy:
                 ", ".join(to_record),
             )
             recorded, generated = record_sites(
-                self.loaded, self.template, demos, to_record, options
+                self.loaded, self.template, demos, to_record, record_options(self.config)
             )
             texts = np.asarray(generated, dtype=str)
             for site, rec in recorded.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sea_dist.cluster import init_ray
+from sea_dist.cli.cluster import init_ray
 from sea_dist.collect.actor import ShardResult
 from sea_dist.collect.driver import collect
 from sea_dist.config import load_config

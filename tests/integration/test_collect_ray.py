@@ -173,7 +173,9 @@ def test_actor_killed_by_ray_is_replaced(
     _assert_same_store(config.store.url, reference)
 
 
-def test_shard_that_keeps_failing_stops_the_run(base_config: SeaConfig, tmp_path: Path) -> None:
+def test_shard_that_keeps_failing_stops_the_run(
+    ray_cluster: str, base_config: SeaConfig, tmp_path: Path
+) -> None:
     from fault_hooks import exit_in_shard
 
     config = _at(base_config, tmp_path / "poison.zarr", max_retries=1)

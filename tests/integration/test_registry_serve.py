@@ -1,7 +1,7 @@
 """The registry API on Ray Serve: a local Ray cluster, two replicas, queried through the client.
 
 The integration test starts a throwaway local Ray cluster (its own temp dir, 2 CPUs), deploys
-:func:`sea_dist.serve.serve_deployment.build` over a registry holding a tiny
+:func:`sea_dist.cli.serve_app.build` over a registry holding a tiny
 artifact, checks that both replicas run, queries it with :class:`HttpRegistry` (and raw HTTP for
 the error document), and shuts Serve and Ray down. The config file and the registry argument are
 checked without a cluster.
@@ -36,14 +36,14 @@ def test_config_is_a_valid_serve_config_with_several_replicas() -> None:
 
     config = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text(encoding="utf-8")))
     [app] = config.applications
-    assert app.import_path == "sea_dist.serve.serve_deployment:build"
+    assert app.import_path == "sea_dist.cli.serve_app:build"
     assert app.route_prefix == "/"
     assert [d.num_replicas for d in app.deployments] == [2]
     assert config.http_options.host == "127.0.0.1"  # loopback unless the operator says otherwise
 
 
 def test_registry_comes_from_args_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sea_dist.serve.serve_deployment import registry_url
+    from sea_dist.cli.serve_app import registry_url
 
     monkeypatch.setenv("SEA_DIST_REGISTRY", "s3://bucket/registry")
     assert registry_url({}) == "s3://bucket/registry"
@@ -71,7 +71,7 @@ def served(registry: Registry) -> Iterator[str]:
     serve = pytest.importorskip("ray.serve")
     from ray_head import free_port
 
-    from sea_dist.serve.serve_deployment import build
+    from sea_dist.cli.serve_app import build
 
     temp_dir = tempfile.mkdtemp(prefix="sea-serve-", dir="/tmp")
     port = free_port()

@@ -5,7 +5,7 @@ only then failing with a traceback, and ``collect --address`` at an unreachable 
 for more than two minutes without a word. Now ``sea-dist run`` calls
 :func:`sea_dist.preflight.check_run_preconditions` before anything starts (publish registry kind,
 fsspec protocols, outputs that are files or below files, the store location), and
-:func:`sea_dist.cluster.init_ray` resolves the head's address the way Ray does, probes it
+:func:`sea_dist.cli.cluster.init_ray` resolves the head's address the way Ray does, probes it
 over TCP until a deadline (30 s, ``$SEA_DIST_RAY_CONNECT_TIMEOUT_S`` here) and interrupts a
 ``ray.init`` that does not return by then; each refusal is one line.
 """
@@ -24,7 +24,7 @@ import pytest
 from cli_outcome import refusal_problems, run_cli
 from tree_snapshot import changes, tree_digest
 
-from sea_dist.cluster import CONNECT_TIMEOUT_S, TIMEOUT_ENV, connect_timeout
+from sea_dist.cli.cluster import CONNECT_TIMEOUT_S, TIMEOUT_ENV, connect_timeout
 from sea_dist.config import SeaConfig, with_overrides
 from sea_dist.errors import ClusterError, ConfigError
 from sea_dist.preflight import check_run_preconditions

@@ -19,6 +19,7 @@ from cli_outcome import refusal_problems, run_cli
 from synthetic_fit import write_synthetic_fit
 from tree_snapshot import changes, tree_digest
 
+from sea_dist.cli.environment import output_base_from_environment
 from sea_dist.config import SeaConfig, with_overrides
 from sea_dist.errors import ConfigError
 from sea_dist.outputs import (
@@ -116,23 +117,27 @@ def test_the_base_anchors_relative_locations(tmp_path: Path) -> None:
 @pytest.mark.parametrize("base", ["sea-runs", "./shared", "file://relative/x"])
 def test_a_relative_base_is_refused(base: str) -> None:
     with pytest.raises(ConfigError, match=f"{OUTPUT_BASE_ENV}: expected an absolute folder"):
-        output_base({OUTPUT_BASE_ENV: base})
+        output_base(base)
+    with pytest.raises(ConfigError, match=f"{OUTPUT_BASE_ENV}: expected an absolute folder"):
+        output_base_from_environment({OUTPUT_BASE_ENV: base})  # what the CLI and jobs read
 
 
 def test_every_output_is_reported_at_once(tmp_path: Path) -> None:
     copy = _ray_copy(tmp_path)
     config = with_overrides(SeaConfig(), store={"url": str(tmp_path / "kept.zarr")})
     with pytest.raises(ConfigError) as raised:
-        anchor_outputs(config, environ={}, cwd=copy)
+        anchor_outputs(config, base=None, cwd=copy)
     assert [p.split(":")[0] for p in raised.value.problems] == [
         "fit.out",
         "publish.registry",
         "evaluate.out",
     ]
-    anchored = anchor_outputs(config, environ={OUTPUT_BASE_ENV: str(tmp_path / "b")}, cwd=copy)
+    anchored = anchor_outputs(config, base=str(tmp_path / "b"), cwd=copy)
     assert anchored.fit.out == str(tmp_path / "b" / "sea-runs" / "fit")
     assert anchored.store.url == str(tmp_path / "kept.zarr")
-    assert anchor_outputs(anchored, environ={}, cwd=copy) == anchored  # idempotent
+    assert anchor_outputs(anchored, cwd=copy) == anchored  # idempotent
+    from_env = output_base_from_environment({OUTPUT_BASE_ENV: str(tmp_path / "b")})
+    assert anchor_outputs(config, base=from_env, cwd=copy) == anchored
 
 
 @pytest.mark.bad_input

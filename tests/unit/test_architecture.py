@@ -50,7 +50,6 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
     "config_yaml": (1, {"errors"}),
     "feature_maps": (1, {"errors"}),
     "cron": (1, {"errors"}),
-    "cluster": (1, {"errors"}),
     "config": (2, {"config_yaml", "cron", "errors", "format"}),
     "layers": (3, {"config", "errors"}),
     "outputs": (3, {"config", "errors"}),
@@ -63,7 +62,6 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
     "collect": (
         7,
         {
-            "cluster",
             "config",
             "data",
             "errors",
@@ -82,7 +80,7 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
     ),
     "evaluate": (
         8,
-        {"registry", "config", "data", "edit", "errors", "format", "models"},
+        {"config", "data", "edit", "errors", "format", "models"},
     ),
     "studies": (
         9,
@@ -109,7 +107,6 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
             "errors",
             "format",
             "cron",
-            "cluster",
             "config",
             "layers",
             "outputs",
@@ -133,12 +130,10 @@ LAYERS: dict[str, tuple[int, set[str]]] = {
         {
             "registry",
             "cli",
-            "cluster",
             "collect",
             "config",
             "evaluate",
             "fit",
-            "outputs",
         },
     ),
 }

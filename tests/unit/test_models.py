@@ -18,7 +18,8 @@ from tiny_models import (
     tiny_tokenizer,
 )
 
-from sea_dist.config import DEMO_MODEL_ID, ModelConfig
+from sea_dist.cli.environment import apply_environment
+from sea_dist.config import DEMO_MODEL_ID, ModelConfig, SeaConfig
 from sea_dist.errors import ConfigError, ModelError
 from sea_dist.models import (
     LoadedModel,
@@ -26,7 +27,7 @@ from sea_dist.models import (
     resolve_device,
     tokenizer_fingerprint,
 )
-from sea_dist.provision import DEMO_PACKAGE, convert_gguf, default_cache_dir
+from sea_dist.provision import DEMO_PACKAGE, cache_root, convert_gguf, default_cache_dir
 
 TEXTS = ["The capital of France is", "Hi there"]
 
@@ -205,9 +206,13 @@ def test_failed_conversion_leaves_no_folder(tmp_path: Path) -> None:
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SEA_DIST_CACHE", str(tmp_path))
-    assert default_cache_dir() == tmp_path
+    assert default_cache_dir() == Path.home() / ".cache" / "sea-dist"  # the library's default
+    config = apply_environment(SeaConfig())  # the CLI and jobs: $SEA_DIST_CACHE
+    assert cache_root(config.model) == tmp_path
+    given = SeaConfig(model=ModelConfig(cache_dir=str(tmp_path / "given")))
+    assert cache_root(apply_environment(given).model) == tmp_path / "given"  # config wins
     monkeypatch.delenv("SEA_DIST_CACHE")
-    assert default_cache_dir() == Path.home() / ".cache" / "sea-dist"
+    assert cache_root(apply_environment(SeaConfig()).model) == default_cache_dir()
 
 
 def test_demo_model_loads_and_knows_paris(demo_model_dir: Path) -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sea_dist.cluster import AUTH_MODE_ENV, explicit_token_auth
+from sea_dist.cli.cluster import AUTH_MODE_ENV, explicit_token_auth
 from sea_dist.collect.driver import QUIET_ACTOR_ENV
 from sea_dist.collect.summary import CollectSummary
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sea_dist.config import DataConfig
+from sea_dist.cli.environment import apply_environment
+from sea_dist.config import DataConfig, SeaConfig
 from sea_dist.data import (
     default_data_dir,
     load_bbq_items,
@@ -20,7 +21,7 @@ from sea_dist.data import (
 
 
 def _data_file(relative: str) -> Path:
-    data_dir = default_data_dir()
+    data_dir = default_data_dir(apply_environment(SeaConfig()).data.data_dir)
     if data_dir is None or not (data_dir / relative).is_file():
         pytest.skip(
             f"benchmark file {relative} not found under {data_dir} "

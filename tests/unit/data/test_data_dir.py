@@ -1,4 +1,5 @@
-"""default_data_dir: $SEA_DIST_DATA_DIR, then ../shared/data from the cwd or the repo root."""
+"""default_data_dir: data.data_dir ($SEA_DIST_DATA_DIR through the entry layer), then
+../shared/data from the cwd or the repo root."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from sea_dist.cli.environment import apply_environment
+from sea_dist.config import SeaConfig
 from sea_dist.data import default_data_dir, locate
+
+
+def test_a_given_folder_wins(tmp_path: Path) -> None:
+    assert default_data_dir(tmp_path / "mine") == tmp_path / "mine"
 
 
 def test_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEA_DIST_DATA_DIR", str(tmp_path / "mine"))
-    assert default_data_dir() == tmp_path / "mine"
+    data = apply_environment(SeaConfig()).data
+    assert default_data_dir(data.data_dir) == tmp_path / "mine"
 
 
 def test_relative_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

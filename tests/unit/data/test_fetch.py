@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from sea_dist.cli import main
+from sea_dist.cli.environment import apply_environment
+from sea_dist.config import DataConfig, SeaConfig
 from sea_dist.data import locate
 from sea_dist.data.fetch import data_cache_dir, fetch_source
 from sea_dist.data.sources import SOURCES, DataSource, SourceFile
@@ -217,18 +219,28 @@ def test_unknown_source_names_the_known_ones() -> None:
         fetch_source("halueval")
 
 
+def test_source_url_and_cache_as_arguments(server: Server, tmp_path: Path) -> None:
+    assert data_cache_dir() == tmp_path / "home" / ".cache" / "sea-dist" / "data"
+    assert data_cache_dir(tmp_path / "flag") == tmp_path / "flag"  # --cache-dir wins
+    (entry,) = fetch_source("bbq", cache_dir=tmp_path / "given", base_url=server.url + "/")
+    assert entry.path == tmp_path / "given" / "bbq" / "two.jsonl"
+    assert entry.path.read_bytes() == TWO
+
+
 def test_source_url_and_cache_from_the_environment(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert data_cache_dir() == tmp_path / "home" / ".cache" / "sea-dist" / "data"
+    """The CLI reads $SEA_DIST_CACHE, $SEA_DIST_DATA_CACHE and $SEA_DIST_DATA_SOURCE_URL."""
+    assert apply_environment(SeaConfig()).data.cache_dir is None
     monkeypatch.setenv("SEA_DIST_CACHE", str(tmp_path / "models"))
-    assert data_cache_dir() == tmp_path / "models" / "data"
+    data = apply_environment(SeaConfig()).data
+    assert data_cache_dir(data.cache_dir) == tmp_path / "models" / "data"
     monkeypatch.setenv("SEA_DIST_DATA_CACHE", str(tmp_path / "env-cache"))
     monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", server.url + "/")
-    (entry,) = fetch_source("bbq")
-    assert entry.path == tmp_path / "env-cache" / "bbq" / "two.jsonl"
-    assert entry.path.read_bytes() == TWO
-    assert data_cache_dir(tmp_path / "flag") == tmp_path / "flag"  # --cache-dir wins
+    assert main(["data", "fetch", "bbq"]) == 0
+    cached = tmp_path / "env-cache" / "bbq" / "two.jsonl"
+    assert cached.read_bytes() == TWO
+    assert main(["data", "where"]) == 2  # truthfulqa is missing; bbq is found in that cache
 
 
 def test_cli_fetch_exits_0_and_then_where_finds_it(
@@ -290,42 +302,59 @@ def _exit_code(argv: list[str]) -> int:
 
 @pytest.fixture
 def auto_fetch(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
-    """The automatic fetch switched on (conftest turns it off) and pointed at the test server."""
-    monkeypatch.setenv(locate.FETCH_ENV, "auto")
-    monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", server.url)
+    """The test server; the tests switch the automatic fetch on (conftest turns it off)."""
     monkeypatch.setattr(locate, "_attempted", set())
     return server
 
 
+def _fetching(server: Server, fetch: bool = True) -> DataConfig:
+    return DataConfig(fetch=fetch, source_url=server.url)
+
+
 def test_a_missing_file_is_fetched_into_the_cache_once(auto_fetch: Server) -> None:
-    found = locate.find_or_fetch_benchmark_file("truthfulqa/two.csv")
+    data = _fetching(auto_fetch)
+    found = locate.find_or_fetch_benchmark_file("truthfulqa/two.csv", data=data)
     assert found == data_cache_dir() / "truthfulqa" / "two.csv"
     assert found.read_bytes() == ONE[::-1]
     assert sorted(auto_fetch.requests) == ["/files/truthfulqa/one.csv", "/files/truthfulqa/two.csv"]
-    assert locate.find_or_fetch_benchmark_file("truthfulqa/one.csv") is not None
+    assert locate.find_or_fetch_benchmark_file("truthfulqa/one.csv", data=data) is not None
     assert len(auto_fetch.requests) == 2  # found in the cache now: no second download
+
+
+def test_the_environment_switches_the_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$SEA_DIST_DATA_FETCH reaches data.fetch through the entry layer; the config wins."""
+    for value, expected in (("never", False), ("off", False), ("0", False), ("auto", True)):
+        monkeypatch.setenv(locate.FETCH_ENV, value)
+        assert apply_environment(SeaConfig()).data.fetch is expected
+    explicit = SeaConfig(data=DataConfig(fetch=True))
+    monkeypatch.setenv(locate.FETCH_ENV, "never")
+    assert apply_environment(explicit).data.fetch is True
+    monkeypatch.delenv(locate.FETCH_ENV)
+    assert apply_environment(SeaConfig()).data.fetch is None
 
 
 def test_a_failed_fetch_is_tried_once_and_leaves_nothing(
     auto_fetch: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     auto_fetch.routes["/files/bbq/two.jsonl"] = Route(TWO[:-1] + b"!")
-    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
-    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
+    data = _fetching(auto_fetch)
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl", data=data) is None
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl", data=data) is None
     assert auto_fetch.requests == ["/files/bbq/two.jsonl"]  # one try per source and process
     assert _files_below(data_cache_dir()) == []
     failures = [r.getMessage() for r in caplog.records if "automatic fetch" in r.getMessage()]
     assert len(failures) == 1 and "sha256" in failures[0] and "\n" not in failures[0]
 
 
-def test_never_only_looks(auto_fetch: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(locate.FETCH_ENV, "never")
-    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl") is None
+def test_never_only_looks(auto_fetch: Server) -> None:
+    data = _fetching(auto_fetch, fetch=False)
+    assert locate.find_or_fetch_benchmark_file("bbq/two.jsonl", data=data) is None
     assert auto_fetch.requests == []
 
 
 def test_a_file_no_source_provides_is_not_fetched(auto_fetch: Server) -> None:
-    assert locate.find_or_fetch_benchmark_file("truthfulqa/TruthfulQA-7.csv") is None
+    data = _fetching(auto_fetch)
+    assert locate.find_or_fetch_benchmark_file("truthfulqa/TruthfulQA-7.csv", data=data) is None
     assert auto_fetch.requests == []
 
 
@@ -335,8 +364,6 @@ def test_an_unreachable_source_gives_the_hint_not_an_error(
     with socket.socket() as probe:  # a port nobody listens on: what offline looks like
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    monkeypatch.setenv(locate.FETCH_ENV, "auto")
-    monkeypatch.setenv("SEA_DIST_DATA_SOURCE_URL", dead)
     monkeypatch.setattr(locate, "_attempted", set())
     with pytest.raises(DataError, match="fix: sea-dist data fetch truthfulqa"):
-        locate.default_path("truthfulqa")
+        locate.default_path("truthfulqa", DataConfig(fetch=True, source_url=dead))

@@ -131,9 +131,11 @@ def test_gguf_file_revision_is_its_hash(tmp_path: Path) -> None:
 def test_hub_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
     assert resolve_model_revision(ModelConfig(id="org/model", revision=commit)) == commit
-    # Offline (conftest sets HF_HUB_OFFLINE=1): resolved from the local hub cache, or refused.
+    # Offline (the hub's parsed setting; conftest sets HF_HUB_OFFLINE=1 too): resolved from the
+    # local hub cache, or refused.
     from huggingface_hub import constants
 
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ModelError, match="pin model.revision"):
         resolve_model_revision(ModelConfig(id="org/model"))

@@ -1,5 +1,9 @@
 """Connect the driver process to a Ray cluster: join the configured one or start a fresh one.
 
+The entry layer's job (house rule 1): the commands of :mod:`sea_dist.cli` and the Ray job
+entrypoints in ``jobs/`` call :func:`init_ray` before library code that needs Ray (e.g.
+:func:`sea_dist.collect.driver.collect`), which never starts or joins a cluster itself.
+
 A bare ``ray.init()`` (``address=None``) also looks for a cluster recorded in
 ``/tmp/ray/ray_current_cluster``; a stale record there (a head that died without cleaning up) made
 collection hang. :func:`init_ray` therefore only joins a cluster it is told about and otherwise
