@@ -1,7 +1,7 @@
-"""Versioned SEA projection artifacts: manifest, safetensors IO, registry, queries, HTTP API.
+"""The versioned registry of SEA projection artifacts: publish, resolve, query, load.
 
 The loader (:func:`load_artifact`) needs only numpy, safetensors and fsspec; Parquet (the listing
-index), the HTTP client and the HTTP server load lazily when used.
+index) and the HTTP client (httpx) load when first used. The HTTP server is :mod:`sea_dist.serve`.
 """
 
 from sea_dist.format.manifest import Manifest
