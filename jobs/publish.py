@@ -11,12 +11,15 @@ readable: ``SEA_DIST_RESULT {"status": "ok", "artifact": "name@v", ...}`` (JSON)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from sea_dist.cli.environment import anchor_outputs_from_environment, output_base_from_environment
+from sea_dist.cli.environment import (
+    anchor_outputs_from_environment,
+    output_base_from_environment,
+    registry_from_environment,
+)
 from sea_dist.cli.job_entry import run_job
 from sea_dist.config import SeaConfig, load_config
 
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         resolved = publish_run(
             fit_dir,
             name=args.name,
-            registry=args.registry or os.environ.get("SEA_DIST_REGISTRY") or None,
+            registry=args.registry or registry_from_environment() or None,
             aliases=tuple(args.alias),
             config_path=args.config,
             output_base=output_base_from_environment(),

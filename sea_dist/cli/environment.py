@@ -15,6 +15,8 @@ variable                        fills                       when the variable is
 ``SEA_DIST_DATA_SOURCE_URL``    ``data.source_url``         the pinned source revision
 ``SEA_DIST_OUTPUT_BASE``        the ``base`` of             the working directory
                                 :mod:`sea_dist.outputs`
+``SEA_DIST_REGISTRY``           the registry of commands    ``publish.registry`` of the config
+                                given none (``--registry``)
 ==============================  ==========================  ====================================
 
 Precedence: a value the config file sets wins over the variable (as ``model.cache_dir`` always
@@ -39,12 +41,17 @@ MODEL_CACHE_ENV = "SEA_DIST_CACHE"
 """The model cache root (:func:`sea_dist.provision.cache_root`); its ``data`` folder is the
 default data cache."""
 
+REGISTRY_ENV = "SEA_DIST_REGISTRY"
+"""The registry the registry commands, ``export``, ``jobs/publish.py`` and the Ray Serve app use
+when none is given on the command line."""
+
 __all__ = [
     "DATA_CACHE_ENV",
     "DATA_DIR_ENV",
     "FETCH_ENV",
     "MODEL_CACHE_ENV",
     "OUTPUT_BASE_ENV",
+    "REGISTRY_ENV",
     "SOURCE_URL_ENV",
     "anchor_outputs_from_environment",
     "anchored_from_environment",
@@ -52,6 +59,7 @@ __all__ = [
     "data_cache_from_environment",
     "model_cache_from_environment",
     "output_base_from_environment",
+    "registry_from_environment",
 ]
 
 
@@ -87,6 +95,11 @@ def output_base_from_environment(environ: Mapping[str, str] | None = None) -> st
         ConfigError: the base is a relative path.
     """
     return output_base(_get(OUTPUT_BASE_ENV, environ))
+
+
+def registry_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$SEA_DIST_REGISTRY``, or None when unset or empty."""
+    return _get(REGISTRY_ENV, environ)
 
 
 def apply_environment(config: SeaConfig, environ: Mapping[str, str] | None = None) -> SeaConfig:

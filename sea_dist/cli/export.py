@@ -24,7 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sea_dist.cli.environment import anchored_from_environment, apply_environment
+from sea_dist.cli.environment import (
+    anchored_from_environment,
+    apply_environment,
+    registry_from_environment,
+)
 from sea_dist.config import SeaConfig, load_config
 from sea_dist.errors import ArtifactError
 from sea_dist.outputs import is_url
@@ -171,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     out = Path(location)
     _check_out(out, args.overwrite)
-    registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or config.publish.registry
+    registry = args.registry or registry_from_environment() or config.publish.registry
     edit = load_edit(args.ref, registry=anchored_from_environment(registry, "--registry"))
     from sea_dist.edit.fold import fold_blockers
 

@@ -15,13 +15,17 @@ import os
 import socket
 from typing import Any
 
-from sea_dist.cli.environment import anchored_from_environment, output_base_from_environment
+from sea_dist.cli.environment import (
+    anchored_from_environment,
+    output_base_from_environment,
+    registry_from_environment,
+)
 from sea_dist.config import PublishConfig, load_config
 from sea_dist.errors import RegistryError
 
 
 def _default_registry() -> str:
-    return os.environ.get("SEA_DIST_REGISTRY") or PublishConfig().registry
+    return registry_from_environment() or PublishConfig().registry
 
 
 def _print_json(data: Any) -> None:
@@ -46,7 +50,7 @@ def run_publish(args: argparse.Namespace) -> int:
     from sea_dist.registry.publish_run import publish_run
 
     # Precedence: --registry, $SEA_DIST_REGISTRY, the config's publish.registry, the default.
-    registry = args.registry or os.environ.get("SEA_DIST_REGISTRY") or None
+    registry = args.registry or registry_from_environment() or None
     outcome = publish_run(
         args.fit_dir,
         name=args.name,

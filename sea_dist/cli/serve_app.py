@@ -13,10 +13,9 @@ from typing import Any
 
 from ray.serve import Application
 
+from sea_dist.cli.environment import REGISTRY_ENV, registry_from_environment
 from sea_dist.errors import RegistryError, expected_found
 from sea_dist.serve.serve_deployment import DEFAULT_REPLICAS, registry_application
-
-REGISTRY_ENV = "SEA_DIST_REGISTRY"
 
 
 def registry_url(args: dict[str, Any]) -> str:
@@ -28,7 +27,7 @@ def registry_url(args: dict[str, Any]) -> str:
     Raises:
         RegistryError: no registry, a relative path, or an HTTP registry API instead of storage.
     """
-    url = str(args.get("registry") or os.environ.get(REGISTRY_ENV) or "")
+    url = str(args.get("registry") or registry_from_environment() or "")
     if url.startswith(("http://", "https://")):
         raise RegistryError(
             expected_found(
