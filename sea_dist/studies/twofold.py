@@ -103,6 +103,11 @@ def fold_items(config: SeaConfig, limit: int | None) -> list[list[Any]]:
     ]
 
 
+# Where benchmark files are found, not which data: left out of the study digest, so a cache
+# survives a moved data folder and caches written before these fields existed keep their digest.
+DATA_LOCATION_FIELDS = frozenset({"data_dir", "cache_dir", "fetch", "source_url"})
+
+
 def study_fingerprint(
     config: SeaConfig, revision: str, ids: Sequence[str], options: Sequence[Any] | None = None
 ) -> str:
@@ -114,7 +119,7 @@ def study_fingerprint(
     """
     document: dict[str, Any] = {
         "model": [config.model.id, revision, config.model.dtype],
-        "data": asdict(config.data),
+        "data": {k: v for k, v in asdict(config.data).items() if k not in DATA_LOCATION_FIELDS},
         "collect": [config.collect.token, config.collect.neutral, config.collect.max_new_tokens],
         "ids": list(ids),
     }
